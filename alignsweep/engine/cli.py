@@ -1,0 +1,73 @@
+"""The `alignsweep` command: one subcommand per user step (run, resume, query, report, audit, …).
+
+Exit codes are a contract: 0 success, 1 runtime failure, 2 bad input (`InputError`: one line, and
+nothing written). Each subcommand lives in its own module exposing `register(subparsers)`, which adds
+its parser and sets `handler` (a function taking the parsed args and returning an exit code); adding a
+subcommand is one entry in `_SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from alignsweep.errors import InputError
+
+_SUBCOMMANDS = [
+    "alignsweep.engine.commands.run",
+    "alignsweep.engine.commands.models",
+]
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
+        self.exit(EXIT_BAD_INPUT, f"alignsweep: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="alignsweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in _SUBCOMMANDS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def _version() -> str:
+    from alignsweep import __version__
+
+    return f"alignsweep {__version__}"
+
+
+def _quiet_environment() -> None:
+    """Defaults that keep a run offline-safe and its output readable; the user's settings win."""
+    for key, value in {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        "RAY_AIR_NEW_OUTPUT": "0",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except InputError as exc:
+        print(f"alignsweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("alignsweep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
