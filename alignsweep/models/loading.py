@@ -16,6 +16,8 @@ from typing import Any
 from alignsweep.errors import InputError
 
 TINY_PREFIX = "tiny:"
+#: Class names transformers saves for a plain `tokenizers` tokenizer (v4 and v5 spellings).
+_GENERIC_FAST_TOKENIZERS = frozenset({"PreTrainedTokenizerFast", "TokenizersBackend"})
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
@@ -76,7 +78,7 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
     cfg_file = Path(path) / "tokenizer_config.json"
     if cfg_file.is_file():
         saved_class = json.loads(cfg_file.read_text()).get("tokenizer_class")
-        if saved_class == "PreTrainedTokenizerFast":
+        if saved_class in _GENERIC_FAST_TOKENIZERS:
             return PreTrainedTokenizerFast.from_pretrained(path)
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
 
@@ -96,6 +98,9 @@ def load_model(
         kwargs["dtype"] = dtype
     if not allow_unsafe_weights:
         kwargs["use_safetensors"] = True
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.eval()
     return model

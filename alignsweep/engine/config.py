@@ -1,0 +1,317 @@
+"""The sweep spec: one YAML file, validated completely before Ray starts.
+
+Every error is one line that names the file, the line, the field path and the offending value, and
+raises `InputError` (exit 2) — a typo in a 235-trial sweep must not cost a cluster start-up to find.
+`key=value` overrides (dotted paths, YAML-typed values) apply to the raw document before validation,
+so they are checked exactly like the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alignsweep.errors import InputError
+from alignsweep.trainables.methods import METHODS, MethodGrid
+
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_list(value: Any) -> Any:
+    return value if value is None or isinstance(value, list) else [value]
+
+
+class ModelSpec(_Strict):
+    """A base model: hub id, local path or `tiny:<family>`, with per-model opt-ins for unsafe loading."""
+
+    ref: str
+    trust_remote_code: bool = False
+    allow_unsafe_weights: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @field_validator("ref")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("model reference is empty")
+        return value.strip()
+
+
+class TrainingSpec(_Strict):
+    dataset: str = "bundled"
+    dataset_split: str = "train"
+    max_examples: int | None = Field(default=None, ge=1)
+    epochs: list[int] | None = None
+    max_steps: list[int] | None = None
+    learning_rates: list[float] = Field(default_factory=lambda: [1e-3])
+    batch_size: int = Field(default=8, ge=1)
+    max_seq_length: int = Field(default=128, ge=8)
+    eval_interval: int = Field(default=20, ge=1, description="optimizer steps between checkpoints/evals")
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+
+    _lists = field_validator("epochs", "max_steps", "learning_rates", "seeds", mode="before")(
+        classmethod(lambda cls, v: _as_list(v))
+    )
+
+    @field_validator("epochs", "max_steps", "learning_rates", "seeds")
+    @classmethod
+    def _grid(cls, values: list[Any] | None, info: Any) -> list[Any] | None:
+        if values is None:
+            return None
+        if not values:
+            raise ValueError("empty grid: list at least one value")
+        if info.field_name != "seeds" and any(v <= 0 for v in values):
+            raise ValueError("every value must be > 0")
+        return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _length(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            given = [k for k in ("epochs", "max_steps") if data.get(k) is not None]
+            if len(given) == 2:
+                raise ValueError("give one of training.epochs or training.max_steps, not both")
+            if not given:
+                data = {**data, "max_steps": [100]}
+        return data
+
+
+class SchedulerSpec(_Strict):
+    name: str = "asha"
+    metric: str = "loss"
+    mode: Literal["min", "max"] = "min"
+    grace_period: int = Field(default=1, ge=1, description="evaluations before a trial may be stopped")
+    reduction_factor: float = Field(default=2.0, gt=1)
+    min_samples_required: int = Field(default=3, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from alignsweep.engine.schedulers import SCHEDULERS
+
+        if value not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {value!r} (known: {', '.join(SCHEDULERS.names())})")
+        return value
+
+
+class ResourcesSpec(_Strict):
+    cpu: float = Field(default=1.0, ge=0)
+    gpu: float = Field(default=0.0, ge=0)
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class FailureSpec(_Strict):
+    max_retries: int = Field(default=2, ge=0)
+
+
+class SweepSpec(_Strict):
+    """A whole sweep: base models × PEFT methods × their hyperparameters × training settings."""
+
+    name: str
+    seed: int = 0
+    models: list[ModelSpec]
+    methods: dict[str, dict[str, Any]]
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    failure: FailureSpec = Field(default_factory=FailureSpec)
+    evaluation: dict[str, Any] | None = None
+    results: str = "results"
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("sweep name must be 1-64 characters of letters, digits, '_', '-', '.'")
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        value = _as_list(value)
+        if isinstance(value, list):
+            return [{"ref": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: list[ModelSpec]) -> list[ModelSpec]:
+        if not value:
+            raise ValueError("list at least one base model")
+        refs = [m.ref for m in value]
+        dupes = sorted({r for r in refs if refs.count(r) > 1})
+        if dupes:
+            raise ValueError(f"model listed twice: {dupes[0]}")
+        return value
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, value: Any) -> Any:
+        if isinstance(value, list):  # `methods: [lora, ia3]` → defaults for each
+            value = {name: {} for name in value}
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _validate_methods(self) -> "SweepSpec":
+        if not self.methods:
+            raise ValueError("methods: list at least one PEFT method")
+        for name, raw in self.methods.items():
+            if name not in METHODS:
+                raise ValueError(f"methods.{name}: unknown method {name!r} (known: {', '.join(METHODS.names())})")
+            try:
+                METHODS.get(name).model_validate(raw)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ValueError(f"methods.{name}.{_dotted(err['loc'])}: {_describe(err)}") from None
+        return self
+
+    def method_grids(self) -> dict[str, MethodGrid]:
+        return {name: METHODS.get(name).model_validate(raw) for name, raw in self.methods.items()}
+
+    def evaluation_spec(self) -> Any:
+        """The evaluation section, validated by the evaluators' own schema (None when disabled)."""
+        if self.evaluation is None:
+            return None
+        from alignsweep.evaluators.config import EvaluationSpec
+
+        return EvaluationSpec.model_validate(self.evaluation)
+
+
+# ---------------------------------------------------------------- loading and error reporting
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Read, override and validate a sweep YAML; every failure is an `InputError` naming file:line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read sweep file ({exc.strerror or exc})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a sweep file must be a mapping of fields, got {type(raw).__name__}")
+    lines = _line_index(node)
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return validate_spec(raw, source=str(path), lines=lines)
+
+
+def validate_spec(raw: dict[str, Any], source: str = "<spec>", lines: dict[tuple, int] | None = None) -> SweepSpec:
+    try:
+        spec = SweepSpec.model_validate(raw)
+        spec.evaluation_spec()
+        return spec
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        message = _describe(err)
+        nested = re.match(r"^(methods\.[\w.\[\]-]+): (.*)$", message)
+        if nested:
+            loc, message = tuple(_undotted(nested.group(1))), nested.group(2)
+        line = _nearest_line(lines or {}, loc)
+        where = f"{source}:{line}" if line else source
+        field = _dotted(loc) or "<top level>"
+        raise InputError(f"{where}: {field}: {message}") from None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """The error text plus the offending value, unless the text already quotes it."""
+    if err["type"] == "missing":
+        return "required field is missing"
+    message = _clean(err)
+    value = err.get("input")
+    if value is not None and not isinstance(value, (dict, list)) and repr(value) not in message:
+        message += f" (got {value!r})"
+    return message
+
+
+def _clean(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _dotted(loc: tuple | list) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _undotted(path: str) -> list[Any]:
+    parts: list[Any] = []
+    for piece in path.split("."):
+        m = re.match(r"^([^\[]+)((?:\[\d+\])*)$", piece)
+        if not m:
+            parts.append(piece)
+            continue
+        parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return parts
+
+
+def _line_index(node: Any, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each field path of the YAML document to its 1-based line."""
+    index: dict[tuple, int] = {}
+    if node is None:
+        return index
+    index[prefix] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = prefix + (key.value,)
+            index[path] = key.start_mark.line + 1
+            index.update({k: v for k, v in _line_index(value, path).items() if k != path})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            index.update(_line_index(value, prefix + (i,)))
+    return index
+
+
+def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    """`training.learning_rates=[1e-3,1e-2]` → raw['training']['learning_rates'] = [0.001, 0.01]."""
+    if "=" not in item:
+        raise InputError(f"override {item!r}: expected key=value (e.g. training.batch_size=4)")
+    key, _, text = item.partition("=")
+    parts = [p for p in key.strip().split(".")]
+    if not all(parts):
+        raise InputError(f"override {item!r}: empty field name in {key!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise InputError(f"override {item!r}: value {text!r} is not valid YAML") from None
+    target = raw
+    for part in parts[:-1]:
+        nxt = target.get(part)
+        if nxt is None:
+            nxt = target[part] = {}
+        if not isinstance(nxt, dict):
+            raise InputError(f"override {item!r}: {part!r} is not a section")
+        target = nxt
+    target[parts[-1]] = value

@@ -1,0 +1,97 @@
+"""Instruction-tuning data: the bundled benign set, any JSONL file, or a Hugging Face dataset.
+
+Rows become chat conversations (a list of `{role, content}` ending with the assistant's reply), which
+the trainable encodes with the model's own chat template. Accepted row shapes: `messages` (chat), or
+`instruction`/`prompt` (+ optional `input`) with `output`/`response`/`completion`. A bad row names
+its file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from alignsweep.chat import Message
+from alignsweep.errors import InputError
+
+BUNDLED = "bundled"
+_PROMPT_KEYS = ("instruction", "prompt", "question")
+_REPLY_KEYS = ("output", "response", "completion", "answer")
+
+
+def bundled_instructions_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "instructions.jsonl"
+
+
+def load_conversations(source: str, *, split: str = "train", limit: int | None = None) -> list[list[Message]]:
+    """Conversations for fine-tuning from `bundled`, a local JSONL path, or a hub dataset id."""
+    if source == BUNDLED:
+        return _from_jsonl(bundled_instructions_path(), limit)
+    path = Path(source).expanduser()
+    if path.suffix in (".jsonl", ".json") or path.exists():
+        if not path.is_file():
+            raise InputError(f"training dataset {source!r}: file not found")
+        return _from_jsonl(path, limit)
+    return _from_hub(source, split, limit)
+
+
+def _from_jsonl(path: Path, limit: int | None) -> list[list[Message]]:
+    conversations: list[list[Message]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read training dataset ({exc})") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        conversations.append(row_to_conversation(row, f"{path}:{lineno}"))
+        if limit is not None and len(conversations) >= limit:
+            break
+    if not conversations:
+        raise InputError(f"{path}: training dataset has no rows")
+    return conversations
+
+
+def _from_hub(dataset_id: str, split: str, limit: int | None) -> list[list[Message]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(dataset_id, split=split)
+    except Exception as exc:  # offline, missing or malformed: all user-facing
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"training dataset {dataset_id!r} (split {split!r}): cannot load ({first})") from None
+    rows: Iterable[dict[str, Any]] = ds if limit is None else ds.select(range(min(limit, len(ds))))
+    return [row_to_conversation(dict(row), f"{dataset_id}[{i}]") for i, row in enumerate(rows)]
+
+
+def row_to_conversation(row: Any, where: str) -> list[Message]:
+    """One dataset row as a chat conversation ending with the assistant's reply."""
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if "messages" in row:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise InputError(f"{where}: 'messages' must be a non-empty list")
+        for m in messages:
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(
+                m.get("content"), str
+            ):
+                raise InputError(f"{where}: each message needs a role (system|user|assistant) and string content")
+        if messages[-1]["role"] != "assistant":
+            raise InputError(f"{where}: the last message must be the assistant's reply")
+        return [{"role": m["role"], "content": m["content"]} for m in messages]
+    prompt_key = next((k for k in _PROMPT_KEYS if isinstance(row.get(k), str)), None)
+    reply_key = next((k for k in _REPLY_KEYS if isinstance(row.get(k), str)), None)
+    if prompt_key is None or reply_key is None:
+        raise InputError(
+            f"{where}: row needs 'messages', or one of {'/'.join(_PROMPT_KEYS)} with one of {'/'.join(_REPLY_KEYS)}"
+        )
+    prompt = row[prompt_key]
+    if isinstance(row.get("input"), str) and row["input"].strip():
+        prompt = f"{prompt}\n\n{row['input']}"
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": row[reply_key]}]

@@ -1,0 +1,202 @@
+"""The PEFT fine-tuning loop of one trial, usable with or without Ray.
+
+Reads top to bottom: `setup` (model, adapter, data, optimizer) → `train_step` → `save_checkpoint` /
+`restore`. Everything random is derived from the trial seed and the step index — batch order included
+— so the same plan gives the same losses, and a trial restored from its checkpoint continues exactly
+where it stopped (trainable parameters, optimizer, LR schedule and RNG all saved).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignsweep.chat import EncodedExample, collate_right_padded, encode_chat_example
+from alignsweep.trainables.plan import TrialPlan
+from alignsweep.models.loading import ModelRef, load_model, load_tokenizer, resolve_model
+from alignsweep.trainables.data import load_conversations
+from alignsweep.trainables.methods import METHODS, PROMPT_LEARNING
+
+TRAINER_DIR = "trainer"
+TRIAL_FILE = "trial.json"
+
+
+@dataclass
+class TrainingState:
+    step: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int = 1
+
+
+class PeftTrainer:
+    """One trial's model, adapter, data and optimizer; `train_step` advances one optimizer step."""
+
+    def __init__(self, plan: TrialPlan) -> None:
+        self.plan = plan
+        self.state = TrainingState()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> "PeftTrainer":
+        import torch
+
+        torch.manual_seed(self.plan.seed)
+        random.seed(self.plan.seed)
+        self.ref: ModelRef = resolve_model(self.plan.base_model)
+        self.tokenizer = load_tokenizer(self.ref.path, trust_remote_code=self.plan.model["trust_remote_code"])
+        self.model = self._setup_model()
+        self.examples = self._setup_data()
+        self._setup_optimizer()
+        return self
+
+    def _setup_model(self) -> Any:
+        import torch
+        from peft import get_peft_model
+
+        dtype = getattr(torch, self.plan.model["dtype"])
+        base = load_model(
+            self.ref.path,
+            dtype=dtype,
+            trust_remote_code=self.plan.model["trust_remote_code"],
+            allow_unsafe_weights=self.plan.model["allow_unsafe_weights"],
+        )
+        peft_config = METHODS.get(self.plan.method).build(self.plan.hyperparameters, self.ref.path)
+        model = get_peft_model(base, peft_config)
+        if self.plan.method == "prompt_tuning" and self.plan.hyperparameters.get("init") == "text":
+            self._init_prompt_from_text(model)
+        return model
+
+    def _init_prompt_from_text(self, model: Any) -> None:
+        """peft's TEXT init, done with the base's own tokenizer (see `PromptTuningGrid.build`)."""
+        import torch
+
+        n = int(self.plan.hyperparameters["num_virtual_tokens"])
+        ids = self.tokenizer(self.plan.hyperparameters["init_text"], add_special_tokens=False)["input_ids"]
+        ids = (ids * math.ceil(n / max(len(ids), 1)))[:n]
+        embed = model.get_base_model().get_input_embeddings()
+        with torch.no_grad():
+            vectors = embed(torch.tensor(ids, device=embed.weight.device)).detach().clone()
+            model.prompt_encoder["default"].embedding.weight.copy_(vectors)
+
+    def _setup_data(self) -> list[EncodedExample]:
+        t = self.plan.training
+        conversations = load_conversations(t["dataset"], split=t["dataset_split"], limit=t["max_examples"])
+        examples = [encode_chat_example(self.tokenizer, c, t["max_seq_length"]) for c in conversations]
+        examples = [e for e in examples if any(label >= 0 for label in e.labels)]
+        if not examples:
+            raise ValueError("no training example has a reply within max_seq_length")
+        batch = t["batch_size"]
+        self.state.steps_per_epoch = max(1, math.ceil(len(examples) / batch))
+        self.state.total_steps = self.plan.max_steps or self.plan.epochs * self.state.steps_per_epoch
+        return examples
+
+    def _setup_optimizer(self) -> None:
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=self.plan.learning_rate, weight_decay=self.plan.training["weight_decay"]
+        )
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, self.plan.training["warmup_steps"], max(self.state.total_steps, 1)
+        )
+
+    # ------------------------------------------------------------------ training
+    @property
+    def done(self) -> bool:
+        return self.state.step >= self.state.total_steps
+
+    def batch_for_step(self, step: int) -> dict[str, Any]:
+        """The batch of a given step: a seeded permutation per epoch, so order never depends on history."""
+        import torch
+
+        spe, bs = self.state.steps_per_epoch, self.plan.training["batch_size"]
+        epoch, within = divmod(step, spe)
+        gen = torch.Generator().manual_seed(self.plan.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.examples), generator=gen).tolist()
+        chosen = order[within * bs : (within + 1) * bs] or order[:bs]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return collate_right_padded([self.examples[i] for i in chosen], pad)
+
+    def train_step(self) -> float:
+        """One optimizer step on the response tokens; returns its loss."""
+        import torch
+
+        self.model.train()
+        batch = self.batch_for_step(self.state.step)
+        out = self.model(**batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+        return float(out.loss.detach())
+
+    def trainable_parameters(self) -> tuple[int, int]:
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        return trainable, total
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Adapter (safetensors, loadable by plain peft) at the root; resumable trainer state beside it."""
+        import torch
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(directory), safe_serialization=True)
+        trainer_dir = directory / TRAINER_DIR
+        trainer_dir.mkdir(exist_ok=True)
+        trainable = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
+        trainable["__torch_rng_state__"] = torch.get_rng_state()
+        save_file(trainable, str(trainer_dir / "trainable.safetensors"))
+        torch.save(
+            {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+            trainer_dir / "optimizer.pt",
+        )
+        meta = {
+            "variant_id": self.plan.variant_id,
+            "sweep": self.plan.sweep,
+            "base_model": self.plan.base_model,
+            "base_model_path": self.ref.path,
+            "method": self.plan.method,
+            "hyperparameters": self.plan.hyperparameters,
+            "learning_rate": self.plan.learning_rate,
+            "seed": self.plan.seed,
+            "step": self.state.step,
+            "total_steps": self.state.total_steps,
+            **(extra or {}),
+        }
+        (directory / TRIAL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        return directory
+
+    def restore(self, directory: str | Path) -> None:
+        """Continue from a checkpoint written by `save_checkpoint` (same plan)."""
+        import torch
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        meta = json.loads((directory / TRIAL_FILE).read_text())
+        if meta["variant_id"] != self.plan.variant_id:
+            raise ValueError(f"checkpoint {directory} belongs to trial {meta['variant_id']}, not {self.plan.variant_id}")
+        tensors = load_file(str(directory / TRAINER_DIR / "trainable.safetensors"))
+        rng = tensors.pop("__torch_rng_state__")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in tensors.items():
+                params[name].copy_(value)
+        state = torch.load(directory / TRAINER_DIR / "optimizer.pt", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(rng)
+        self.state.step = int(meta["step"])
+
+    @property
+    def is_prompt_learning(self) -> bool:
+        return self.plan.method in PROMPT_LEARNING
