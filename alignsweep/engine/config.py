@@ -211,11 +211,13 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
         raise InputError(f"{path}: a sweep file must be a mapping of fields, got {type(raw).__name__}")
     lines = _line_index(node)
     for item in overrides or []:
-        _apply_override(raw, item)
+        key = _apply_override(raw, item)
+        lines = {k: v for k, v in lines.items() if k[: len(key)] != key}
+        lines[key] = f"override {item!r}"
     return validate_spec(raw, source=str(path), lines=lines)
 
 
-def validate_spec(raw: dict[str, Any], source: str = "<spec>", lines: dict[tuple, int] | None = None) -> SweepSpec:
+def validate_spec(raw: dict[str, Any], source: str = "<spec>", lines: dict[tuple, int | str] | None = None) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(raw)
         spec.evaluation_spec()
@@ -228,7 +230,7 @@ def validate_spec(raw: dict[str, Any], source: str = "<spec>", lines: dict[tuple
         if nested:
             loc, message = tuple(_undotted(nested.group(1))), nested.group(2)
         line = _nearest_line(lines or {}, loc)
-        where = f"{source}:{line}" if line else source
+        where = line if isinstance(line, str) else f"{source}:{line}" if line else source
         field = _dotted(loc) or "<top level>"
         raise InputError(f"{where}: {field}: {message}") from None
 
@@ -285,7 +287,7 @@ def _line_index(node: Any, prefix: tuple = ()) -> dict[tuple, int]:
     return index
 
 
-def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
+def _nearest_line(lines: dict[tuple, int | str], loc: tuple) -> int | str | None:
     loc = tuple(loc)
     while loc:
         if loc in lines:
@@ -294,7 +296,7 @@ def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
     return None
 
 
-def _apply_override(raw: dict[str, Any], item: str) -> None:
+def _apply_override(raw: dict[str, Any], item: str) -> tuple[str, ...]:
     """`training.learning_rates=[1e-3,1e-2]` → raw['training']['learning_rates'] = [0.001, 0.01]."""
     if "=" not in item:
         raise InputError(f"override {item!r}: expected key=value (e.g. training.batch_size=4)")
@@ -315,3 +317,4 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
             raise InputError(f"override {item!r}: {part!r} is not a section")
         target = nxt
     target[parts[-1]] = value
+    return tuple(parts)

@@ -1,0 +1,92 @@
+"""`alignsweep run SWEEP.yaml` and `alignsweep resume SWEEP_DIR`.
+
+Everything about the spec is checked before Ray starts (exit 2 on bad input); `--dry-run` stops right
+there, after printing what the sweep would run and what it would ask of the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from typing import Any
+
+from alignsweep.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a sweep (resumes it when its directory already holds one)")
+    p.add_argument("spec", help="sweep YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override spec fields, e.g. training.batch_size=4")
+    p.add_argument("--results", help="results root (default: the spec's `results`)")
+    p.add_argument("--address", help="Ray cluster address (`auto`, host:port, ray://…); default: a local instance")
+    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="validate and expand; start nothing")
+    p.set_defaults(handler=_run)
+
+    r = sub.add_parser("resume", help="finish an interrupted sweep: nothing redone, nothing lost")
+    r.add_argument("sweep_dir", help="the sweep's results directory, e.g. results/demo")
+    r.add_argument("--address", help="Ray cluster address; default: a local instance")
+    r.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
+    r.set_defaults(handler=_resume)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from alignsweep.engine.config import load_spec
+
+    for item in args.overrides:
+        if "=" not in item:
+            raise InputError(f"unexpected argument {item!r}: overrides are key=value")
+    spec = load_spec(args.spec, args.overrides)
+    if args.dry_run:
+        return _dry_run(spec, args.results)
+    return _execute(spec, args.results, args.address, args.num_cpus)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from alignsweep.engine.sweep import load_spec_from_sweep_dir
+
+    spec = load_spec_from_sweep_dir(args.sweep_dir)
+    results_root = args.sweep_dir.rstrip("/").rsplit("/", 1)[0] if "/" in args.sweep_dir.rstrip("/") else "."
+    return _execute(spec, results_root, args.address, args.num_cpus)
+
+
+def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int | None) -> int:
+    from rich.console import Console
+
+    from alignsweep.engine.sweep import run_sweep
+
+    console = Console()
+    outcome = run_sweep(spec, results=results, address=address, num_cpus=num_cpus, console=console)
+    console.print(f"results: {outcome.sweep_dir}  ({outcome.trials} trials, {outcome.errors} failed)")
+    return 1 if outcome.errors else 0
+
+
+def _dry_run(spec: Any, results: str | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from alignsweep.engine.plan import expand_trials
+    from alignsweep.engine.sweep import sweep_dir_for
+
+    plans = expand_trials(spec)
+    counts = Counter((p.base_model, p.method) for p in plans)
+    methods = sorted({m for _, m in counts})
+    table = Table(title=f"sweep {spec.name!r}: {len(plans)} trials")
+    table.add_column("base model")
+    for m in methods:
+        table.add_column(m, justify="right")
+    table.add_column("total", justify="right")
+    for model in spec.models:
+        row = [counts.get((model.ref, m), 0) for m in methods]
+        table.add_row(model.ref, *map(str, row), str(sum(row)))
+    console = Console()
+    console.print(table)
+    res = spec.resources
+    console.print(
+        f"trials: {len(plans)}  resources per trial: cpu={res.cpu:g} gpu={res.gpu:g}  "
+        f"total ask if all ran at once: cpu={res.cpu * len(plans):g} gpu={res.gpu * len(plans):g}"
+    )
+    console.print(f"scheduler: {spec.scheduler.name} on {spec.scheduler.metric} ({spec.scheduler.mode})  "
+                  f"evaluation: {'on' if spec.evaluation is not None else 'off'}")
+    console.print(f"results would go to: {sweep_dir_for(spec, results)}")
+    return 0

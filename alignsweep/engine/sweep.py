@@ -1,0 +1,198 @@
+"""Run a sweep: validate, lay out the results directory, start Ray, score bases, fit the Tuner.
+
+The driver is the only writer of `sweep.yaml`, `manifest.json` and the `trials` table (through a Tune
+callback, so statuses follow Tune's own events); trials and evaluator actors write metrics and items.
+A sweep directory that already holds Tune state is resumed, never redone: finished trials are kept,
+unfinished and errored ones continue from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.fs as pafs
+import yaml
+
+from alignsweep.engine.config import SweepSpec, validate_spec
+from alignsweep.engine.plan import expand_trials
+from alignsweep.engine.progress import ProgressCallback, summary_table
+from alignsweep.engine.schedulers import SCHEDULERS
+from alignsweep.engine.trials_table import TrialsTableCallback, base_trial_id, base_trial_row
+from alignsweep.errors import InputError
+from alignsweep.store import _fs
+from alignsweep.store import read_manifest, update_manifest, write_manifest, write_records
+from alignsweep.trainables.plan import TrialPlan
+
+SPEC_FILE = "sweep.yaml"
+TUNE_DIR = "tune"
+
+
+@dataclass
+class SweepOutcome:
+    sweep_dir: str
+    trials: int
+    errors: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def sweep_dir_for(spec: SweepSpec, results: str | None) -> str:
+    root = (results or spec.results).rstrip("/")
+    return f"{root}/{spec.name}" if "://" in root else _fs.resolve(f"{root}/{spec.name}")[1]
+
+
+def spec_yaml(spec: SweepSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def load_spec_from_sweep_dir(sweep_dir: str) -> SweepSpec:
+    """The spec as run, read back from `<sweep_dir>/sweep.yaml` (for `resume`)."""
+    fs, path = _fs.resolve(sweep_dir)
+    data = _fs.read_bytes(fs, _fs.join(path, SPEC_FILE))
+    if data is None:
+        raise InputError(f"{sweep_dir}: not a sweep directory (no {SPEC_FILE}); start it with `alignsweep run`")
+    return validate_spec(yaml.safe_load(data.decode()), source=f"{sweep_dir}/{SPEC_FILE}")
+
+
+def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
+    """Claim the directory for this spec; True when an earlier run of the same spec is there to resume."""
+    fs, path = _fs.resolve(sweep_dir)
+    existing = _fs.read_bytes(fs, _fs.join(path, SPEC_FILE))
+    text = spec_yaml(spec)
+    if existing is not None:
+        if existing.decode() != text:
+            raise InputError(
+                f"{sweep_dir}: holds a different spec for sweep {spec.name!r}; "
+                "resume it with `alignsweep resume`, or choose another --results or sweep name"
+            )
+        return _fs.read_bytes(fs, _fs.join(path, TUNE_DIR, "tuner.pkl")) is not None
+    if fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+        raise InputError(f"{sweep_dir}: exists and is not an alignsweep sweep directory; choose another --results")
+    _fs.write_atomic(fs, _fs.join(path, SPEC_FILE), lambda out: out.write(text.encode()))
+    write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name)
+    return False
+
+
+def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
+              num_cpus: int | None = None, console: Any = None) -> SweepOutcome:
+    """Run (or continue) the whole sweep and return a summary; raises InputError before Ray starts."""
+    from alignsweep.models.loading import resolve_model
+    from alignsweep.engine.runtime import ray_session
+    from alignsweep.trainables.peft_trial import peft_trial
+
+    plans = expand_trials(spec)
+    eval_spec = spec.evaluation_spec()
+    sweep_dir = sweep_dir_for(spec, results)
+    resumable = prepare_sweep_dir(spec, sweep_dir)
+    if resumable:
+        update_manifest(sweep_dir, finished=None, resumed=True)
+    for model in spec.models:  # build tiny models once here, before trials race to build them
+        resolve_model(model.ref)
+
+    started = time.time()
+    with ray_session(address, num_cpus=num_cpus):
+        handles = _start_evaluators(spec, eval_spec, sweep_dir)
+        with ThreadPoolExecutor(max_workers=max(1, len(spec.models))) as pool:
+            base_jobs = [pool.submit(_score_base, spec, m.ref, sweep_dir) for m in spec.models] if handles else []
+            tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), console)
+            grid = tuner.fit()
+            _wait(base_jobs)
+    update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
+    rows = [r for r in (_result_row(res) for res in grid) if r]
+    errors = sum(1 for res in grid if res.error is not None)
+    if console is not None:
+        console.print(summary_table(rows, spec.scheduler.metric, spec.scheduler.mode))
+    return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
+
+
+def _now() -> str:
+    from alignsweep.store import now
+
+    return now()
+
+
+def _wait(jobs: list[Future]) -> None:
+    for job in jobs:
+        job.result()
+
+
+def _start_evaluators(spec: SweepSpec, eval_spec: Any, sweep_dir: str) -> Any:
+    if eval_spec is None:
+        return None
+    from alignsweep.evaluators.actors import start_evaluators
+
+    return start_evaluators(eval_spec, [m.ref for m in spec.models], spec.name, sweep_dir)
+
+
+def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
+    """Score a base model once: the reference that every trial's change is measured against."""
+    from alignsweep.evaluators.actors import score_checkpoint
+
+    trial_id = base_trial_id(model_ref)
+    t0 = time.time()
+    score_checkpoint(base_model=model_ref, adapter_dir=None, trial_id=trial_id, method="base", step=0,
+                     sweep=spec.name, results_dir=sweep_dir)
+    write_records(sweep_dir, "trials", [base_trial_row(spec.name, model_ref, time.time() - t0)], trial_id=trial_id)
+
+
+def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, trainable: Any, resumable: bool,
+                 evaluate: bool, console: Any) -> Any:
+    from ray import tune
+
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    wrapped = tune.with_resources(trainable, resources)
+    callbacks = [TrialsTableCallback(sweep_dir)]
+    if console is not None:
+        callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
+    if resumable:
+        return tune.Tuner.restore(
+            _fs.join(sweep_dir, TUNE_DIR), trainable=wrapped, resume_unfinished=True, resume_errored=True,
+        )
+    max_evals = max(_evals_for(p) for p in plans)
+    context = {"results_dir": sweep_dir, "evaluate": evaluate}
+    return tune.Tuner(
+        wrapped,
+        param_space={"plan": tune.grid_search([p.to_config() for p in plans]), "context": context},
+        tune_config=tune.TuneConfig(
+            scheduler=SCHEDULERS.get(spec.scheduler.name)(spec.scheduler, max_evals),
+            max_concurrent_trials=spec.resources.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda t: t.config["plan"]["variant_id"],
+            trial_dirname_creator=lambda t: t.config["plan"]["variant_id"],
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=sweep_dir,
+            failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def _evals_for(plan: TrialPlan) -> int:
+    """How many reports (evaluations) a trial makes; an upper bound when the length is in epochs."""
+    interval = plan.training["eval_interval"]
+    steps = plan.max_steps if plan.max_steps is not None else plan.epochs * 10_000
+    return max(1, -(-steps // interval))
+
+
+def _result_row(result: Any) -> dict[str, Any] | None:
+    plan = (result.config or {}).get("plan")
+    if plan is None:
+        return None
+    metrics = result.metrics or {}
+    return {
+        "trial_id": plan["variant_id"],
+        "base_model": plan["base_model"],
+        "method": plan["method"],
+        "learning_rate": plan["learning_rate"],
+        "status": "ERROR" if result.error is not None else "TERMINATED",
+        "steps": metrics.get("step"),
+        "total_steps": metrics.get("total_steps"),
+        "loss": metrics.get("loss"),
+        **{k: v for k, v in metrics.items() if k in ("safe_rate", "accuracy", "bias_ambig", "bias_disambig", "over_refusal_rate")},
+    }

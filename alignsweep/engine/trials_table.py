@@ -1,0 +1,100 @@
+"""The `trials` table, written by the driver from Tune's own trial events.
+
+One row per trial, replaced as it progresses (RUNNING → TERMINATED | ERROR), so a sweep that is still
+running is queryable and a finished one says which trials the scheduler stopped early. Base models
+appear as trials with method `base`: the reference every change is measured against.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from alignsweep.store import HYPERPARAMETERS, write_records
+from alignsweep.trainables.plan import model_short_name
+
+#: Spec names of hyperparameters whose store column is spelled differently.
+_COLUMN_NAMES = {"init": "prompt_init"}
+
+
+def base_trial_id(model_ref: str) -> str:
+    return f"{model_short_name(model_ref)}-base"
+
+
+def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
+    return {
+        "trial_id": base_trial_id(model_ref),
+        "sweep": sweep,
+        "base_model": model_ref,
+        "family": model_short_name(model_ref),
+        "method": "base",
+        "status": "TERMINATED",
+        "stopped_early": False,
+        "steps": 0,
+        "wall_s": wall_s,
+    }
+
+
+def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, checkpoint: str | None,
+              error: str | None, wall_s: float | None) -> dict[str, Any]:
+    """A `trials` row from a trial's plan and its latest reported result."""
+    result = result or {}
+    steps, total = result.get("step"), result.get("total_steps")
+    training = plan.get("training", {})
+    row: dict[str, Any] = {
+        "trial_id": plan["variant_id"],
+        "sweep": plan["sweep"],
+        "base_model": plan["base_model"],
+        "family": model_short_name(plan["base_model"]),
+        "method": plan["method"],
+        "status": status,
+        "stopped_early": bool(status == "TERMINATED" and steps is not None and total and steps < total),
+        "steps": steps,
+        "train_loss": result.get("loss"),
+        "wall_s": wall_s,
+        "checkpoint": checkpoint,
+        "error": error,
+        "learning_rate": plan["learning_rate"],
+        "epochs": plan.get("epochs"),
+        "max_steps": plan.get("max_steps"),
+        "batch_size": training.get("batch_size"),
+        "weight_decay": training.get("weight_decay"),
+        "seed": plan["seed"],
+    }
+    for name, value in plan["hyperparameters"].items():
+        column = _COLUMN_NAMES.get(name, name)
+        if column in HYPERPARAMETERS or value is not None:
+            row[column] = value
+    return row
+
+
+class TrialsTableCallback(Callback):
+    """Tune callback keeping each trial's `trials` row current."""
+
+    def __init__(self, sweep_dir: str) -> None:
+        self.sweep_dir = sweep_dir
+        self.started: dict[str, float] = {}
+
+    def _write(self, trial: Any, status: str, error: str | None = None) -> None:
+        plan = trial.config.get("plan")
+        if plan is None:
+            return
+        start = self.started.setdefault(trial.trial_id, time.time())
+        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
+        row = trial_row(plan, status, trial.last_result, checkpoint, error, time.time() - start)
+        write_records(self.sweep_dir, "trials", [row], trial_id=plan["variant_id"])
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started[trial.trial_id] = time.time()
+        self._write(trial, "RUNNING")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._write(trial, "RUNNING")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trial, "ERROR", error=str(trial.error_file or "trial failed"))
