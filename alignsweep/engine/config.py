@@ -218,21 +218,29 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
 
 
 def validate_spec(raw: dict[str, Any], source: str = "<spec>", lines: dict[tuple, int | str] | None = None) -> SweepSpec:
+    """Validate a raw spec document (the evaluation section by the evaluators' own schema)."""
     try:
         spec = SweepSpec.model_validate(raw)
-        spec.evaluation_spec()
-        return spec
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        message = _describe(err)
-        nested = re.match(r"^(methods\.[\w.\[\]-]+): (.*)$", message)
-        if nested:
-            loc, message = tuple(_undotted(nested.group(1))), nested.group(2)
-        line = _nearest_line(lines or {}, loc)
-        where = line if isinstance(line, str) else f"{source}:{line}" if line else source
-        field = _dotted(loc) or "<top level>"
-        raise InputError(f"{where}: {field}: {message}") from None
+        raise _input_error(exc, (), source, lines or {}) from None
+    try:
+        spec.evaluation_spec()
+    except ValidationError as exc:
+        raise _input_error(exc, ("evaluation",), source, lines or {}) from None
+    return spec
+
+
+def _input_error(exc: ValidationError, prefix: tuple, source: str, lines: dict[tuple, int | str]) -> InputError:
+    """The first validation error as one line: `file:line: field.path: message (got value)`."""
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    message = _describe(err)
+    nested = re.match(r"^(methods\.[\w.\[\]-]+): (.*)$", message)
+    if nested:
+        loc, message = tuple(_undotted(nested.group(1))), nested.group(2)
+    line = _nearest_line(lines, loc)
+    where = line if isinstance(line, str) else f"{source}:{line}" if line else source
+    return InputError(f"{where}: {_dotted(loc) or '<top level>'}: {message}")
 
 
 def _describe(err: dict[str, Any]) -> str:

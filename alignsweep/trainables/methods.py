@@ -7,7 +7,7 @@ Adding a method (DoRA, AdaLoRA, …) is one `@METHODS.register` entry here and t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,9 +28,10 @@ class MethodGrid(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _scalar_to_list(cls, value: Any, info: Any) -> Any:
-        if info.field_name in cls.grid_fields or info.field_name == "learning_rates":
-            if value is not None and not isinstance(value, list):
-                return [value]
+        annotation = cls.model_fields[info.field_name].annotation
+        wants_list = list in (get_origin(annotation), *(get_origin(a) for a in get_args(annotation)))
+        if wants_list and value is not None and not isinstance(value, list):
+            return [value]
         return value
 
     def fixed(self) -> dict[str, Any]:
