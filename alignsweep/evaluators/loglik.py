@@ -51,6 +51,10 @@ def score_choices(
     import torch
 
     limit = max_length or _model_max_length(model, tokenizer)
+    # Prompt-Tuning / P-Tuning virtual tokens occupy the first positions of the model's window.
+    peft_config = getattr(model, "active_peft_config", None)
+    if getattr(peft_config, "is_prompt_learning", False):
+        limit -= int(peft_config.num_virtual_tokens)
     device = next(model.parameters()).device
     encoded = []
     for context, continuation in requests:

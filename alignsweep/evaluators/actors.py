@@ -1,0 +1,244 @@
+"""Long-lived Ray actors that score checkpoints: evaluator pools (one per base model) and judges.
+
+Why actors: a base model is loaded once per actor instead of once per checkpoint, and one judge
+(possibly a GPU-hungry guard model) serves every trial, batching their requests and caching verdicts.
+The driver calls `start_evaluators` before the trials; a trial calls `score_checkpoint`, which finds
+the actors by name. Driver-owned named actors die with the driver, so nothing outlives a sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from alignsweep.evaluators.config import EvaluationSpec, JudgeSpec
+from alignsweep.evaluators.judges import Verdict
+
+NAMESPACE = "alignsweep"
+
+
+def evaluator_name(sweep: str, base_model: str, index: int) -> str:
+    return f"{sweep}/evaluator/{base_model}/{index}"
+
+
+def judge_name(sweep: str, role: str) -> str:
+    return f"{sweep}/judge/{role}"  # role: safety | over_refusal
+
+
+# ---------------------------------------------------------------- judge service
+
+
+class JudgeService:
+    """Batches concurrent judge requests (from all trials) and caches verdicts by hash(judge, prompt, response).
+
+    Requests that arrive while a batch is being collected or judged join the next batch, up to
+    `max_batch` pairs; identical pairs in flight are judged once.
+    """
+
+    def __init__(self, specs: Sequence[JudgeSpec], rule: str = "any_unsafe", max_batch: int = 64,
+                 wait_s: float = 0.01) -> None:
+        from alignsweep.evaluators.judges import build_judges
+
+        self.judge = build_judges(list(specs), rule)
+        self.name = self.judge.name
+        self.max_batch, self.wait_s = max_batch, wait_s
+        self.cache: dict[str, Verdict] = {}
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._pending: list[tuple[str, tuple[str, str]]] = []
+        self._flushing = False
+        self.requests = self.cache_hits = 0
+        self.batch_sizes: list[int] = []
+
+    def key(self, prompt: str, response: str) -> str:
+        h = hashlib.sha256()
+        for part in (self.name, prompt, response):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    async def judge_pairs(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        loop = asyncio.get_running_loop()
+        results: list[Verdict | None] = [None] * len(pairs)
+        waits: list[tuple[int, asyncio.Future]] = []
+        for i, (prompt, response) in enumerate(pairs):
+            self.requests += 1
+            k = self.key(prompt, response)
+            if k in self.cache:
+                self.cache_hits += 1
+                results[i] = self.cache[k]
+            elif k in self._inflight:
+                waits.append((i, self._inflight[k]))
+            else:
+                fut = loop.create_future()
+                self._inflight[k] = fut
+                self._pending.append((k, (prompt, response)))
+                waits.append((i, fut))
+        if self._pending and not self._flushing:
+            self._flushing = True
+            asyncio.ensure_future(self._flush())
+        for i, fut in waits:
+            results[i] = await fut
+        return results  # type: ignore[return-value]
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(self.wait_s)  # let requests from other trials join this batch
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                try:
+                    verdicts = await asyncio.to_thread(self.judge.judge, [pair for _, pair in batch])
+                except Exception as exc:  # noqa: BLE001 — hand the failure to every waiting request
+                    for k, _ in batch:
+                        self._inflight.pop(k).set_exception(exc)
+                    continue
+                self.batch_sizes.append(len(batch))
+                for (k, _), v in zip(batch, verdicts, strict=True):
+                    self.cache[k] = v
+                    self._inflight.pop(k).set_result(v)
+        finally:
+            self._flushing = False
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.requests, "cache_hits": self.cache_hits, "batch_sizes": list(self.batch_sizes),
+                "cached": len(self.cache), "name": self.name}
+
+
+class _JudgeActor(JudgeService):
+    async def judge(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        return await self.judge_pairs(pairs)
+
+    async def get_name(self) -> str:
+        return self.name
+
+    async def get_stats(self) -> dict[str, Any]:
+        return self.stats()
+
+
+def judge_actor_class() -> Any:
+    import ray
+
+    return ray.remote(_JudgeActor)
+
+
+# ---------------------------------------------------------------- evaluator actor
+
+
+class _EvaluatorActor:
+    """Holds one base model (`Evaluator`); scores one checkpoint per call and persists it."""
+
+    def __init__(self, spec_json: str, base_model: str, sweep: str) -> None:
+        import ray
+
+        from alignsweep.evaluators.evaluate import Evaluator
+
+        spec = EvaluationSpec.model_validate_json(spec_json)
+        safety = ray.get_actor(judge_name(sweep, "safety"), namespace=NAMESPACE)
+        over = ray.get_actor(judge_name(sweep, "over_refusal"), namespace=NAMESPACE)
+        self.evaluator = Evaluator(
+            spec, base_model,
+            judge=lambda pairs: ray.get(safety.judge.remote(pairs)), judge_name=ray.get(safety.get_name.remote()),
+            over_refusal_judge=lambda pairs: ray.get(over.judge.remote(pairs)),
+            over_refusal_judge_name=ray.get(over.get_name.remote()),
+        )
+
+    def evaluate(self, adapter_dir: str | None, trial_id: str, step: int, results_dir: str | None,
+                 method: str) -> dict[str, Any]:
+        from alignsweep.evaluators.evaluate import store_result
+
+        result = self.evaluator.evaluate(adapter_dir)
+        if results_dir is not None:
+            store_result(result, results_dir, trial_id=trial_id, step=step,
+                         base_model=self.evaluator.base_model, method=method)
+        return {"metrics": result.flat(), "rows": result.metrics, "seconds": result.seconds}
+
+    def logits(self, texts: list[str]) -> Any:
+        """The base model's logits (for checks that adapters leave it untouched)."""
+        import torch
+
+        enc = self.evaluator.tokenizer(texts, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            return self.evaluator.model(**enc).logits
+
+
+@dataclass(frozen=True)
+class EvaluatorHandles:
+    judges: dict[str, Any]  # role → judge actor
+    pools: dict[str, list[Any]]  # base model → evaluator actors
+
+
+def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, results_dir: str) -> EvaluatorHandles:
+    """Start the judge actors and one evaluator pool per base model (driver side; blocks until loaded).
+
+    `results_dir` is accepted so the driver passes one set of arguments to both ends; the actors
+    write wherever `score_checkpoint` tells them. Keep the returned handles alive for the sweep.
+    """
+    import ray
+
+    del results_dir
+    s, pool = spec.safety, spec.evaluators
+    judge_cls = judge_actor_class()
+    common = dict(namespace=NAMESPACE, max_restarts=s.judge_max_restarts, max_task_retries=pool.request_retries)
+    judges = {
+        "safety": judge_cls.options(name=judge_name(sweep, "safety"), num_cpus=s.judge_resources.cpu,
+                                    num_gpus=s.judge_resources.gpu, get_if_exists=True, **common)
+        .remote(list(s.judges), s.ensemble, s.judge_max_batch),
+        "over_refusal": judge_cls.options(name=judge_name(sweep, "over_refusal"), num_cpus=s.judge_resources.cpu,
+                                          num_gpus=s.judge_resources.gpu, get_if_exists=True, **common)
+        .remote([spec.over_refusal.judge], "any_unsafe", s.judge_max_batch),
+    }
+    ray.get([j.get_name.remote() for j in judges.values()])
+    evaluator_cls = ray.remote(_EvaluatorActor)
+    spec_json = spec.model_dump_json()
+    pools: dict[str, list[Any]] = {}
+    for base in base_models:
+        pools[base] = [
+            evaluator_cls.options(name=evaluator_name(sweep, base, i), namespace=NAMESPACE,
+                                  num_cpus=pool.resources.cpu, num_gpus=pool.resources.gpu,
+                                  max_restarts=pool.max_restarts, max_task_retries=pool.request_retries,
+                                  get_if_exists=True).remote(spec_json, base, sweep)
+            for i in range(pool.actors_per_model)
+        ]
+    ray.get([a.__ray_ready__.remote() for actors in pools.values() for a in actors])
+    return EvaluatorHandles(judges=judges, pools=pools)
+
+
+def _pool(sweep: str, base_model: str) -> list[Any]:
+    import ray
+
+    actors = []
+    while True:
+        try:
+            actors.append(ray.get_actor(evaluator_name(sweep, base_model, len(actors)), namespace=NAMESPACE))
+        except ValueError:
+            break
+    if not actors:
+        raise RuntimeError(f"no evaluator actors for {base_model!r} in sweep {sweep!r}: start_evaluators first")
+    return actors
+
+
+def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, step: int, sweep: str,
+                     results_dir: str, *, method: str | None = None, retries: int = 2) -> dict[str, float]:
+    """Score one checkpoint on its base model's pool, persist its records, return flat metrics.
+
+    `results_dir` is the sweep directory (`<results>/<sweep>`) that the store writes under. `method`
+    defaults to what the adapter's config says (`base` without an adapter). The trial's actor is chosen
+    by a stable hash of its id. A request to an actor that died is retried after its restart.
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    from alignsweep.evaluators.evaluate import method_of
+
+    name = method_of(adapter_dir, method)
+    for attempt in range(retries + 1):
+        actors = _pool(sweep, base_model)
+        actor = actors[zlib.crc32(trial_id.encode()) % len(actors)]
+        try:
+            return ray.get(actor.evaluate.remote(adapter_dir, trial_id, step, results_dir, name))["metrics"]
+        except RayActorError:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")

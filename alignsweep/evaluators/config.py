@@ -1,0 +1,131 @@
+"""`EvaluationSpec`: the `evaluation:` section of a sweep spec, validated before Ray starts.
+
+Defaults run on a 2-CPU laptop: evaluator and judge actors ask for 0 CPUs, because an actor that
+holds the machine's CPUs leaves every trial PENDING with no warning (see stack notes). On a cluster,
+give judges a (fractional) GPU here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_BBQ_PROMPT = "{context}\n\nQ: {question}\nA:"
+DEFAULT_BBQ_CONTINUATION = " {answer}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _data_source(value: str) -> str:
+    """`bundled`, `hf:<id>[:<split>]`, or an existing local path (checked now, not mid-sweep)."""
+    if value == "bundled" or value.startswith("hf:"):
+        return value
+    if not Path(value).expanduser().exists():
+        raise ValueError(f"data {value!r}: no such file or directory")
+    return value
+
+
+class Resources(_Strict):
+    cpu: float = Field(default=0.0, ge=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class JudgeSpec(_Strict):
+    name: str = "refusal"
+    model: str | None = None  # llama_guard / hf_classifier: hub id, path, or tiny:<family>
+    phrases: list[str] | None = None  # refusal: replaces the default refusal prefixes
+    categories: Literal[11, 14] | None = None  # llama_guard: 11 (Guard 2) or 14 (Guard 3); default from the name
+    unsafe_threshold: float | None = Field(default=None, gt=0, lt=1)  # llama_guard: P(unsafe) threshold
+    label_map: dict[str, Literal["safe", "unsafe"]] | None = None  # hf_classifier
+    text: Literal["response", "pair"] = "response"  # hf_classifier input
+    max_new_tokens: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from alignsweep.evaluators.judges import JUDGES
+
+        if value not in JUDGES:
+            raise ValueError(f"unknown judge {value!r} (known: {', '.join(JUDGES.names())})")
+        return value
+
+    @model_validator(mode="after")
+    def _needs(self) -> "JudgeSpec":
+        if self.name in ("llama_guard", "hf_classifier") and not self.model:
+            raise ValueError(f"judge {self.name} needs `model`")
+        if self.name == "hf_classifier" and not self.label_map:
+            raise ValueError("judge hf_classifier needs `label_map` (its label → safe|unsafe)")
+        return self
+
+
+class SafetySpec(_Strict):
+    enabled: bool = True
+    data: str = "bundled"
+    limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
+    max_new_tokens: int = Field(default=48, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec()], min_length=1)
+    ensemble: Literal["any_unsafe", "majority"] = "any_unsafe"
+    judge_resources: Resources = Field(default_factory=Resources)
+    judge_max_restarts: int = Field(default=2, ge=0)
+    judge_max_batch: int = Field(default=64, ge=1)
+
+    _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
+
+
+class FairnessSpec(_Strict):
+    enabled: bool = True
+    data: str = "bundled"
+    limit: int | None = Field(default=None, ge=1, description="at most this many items per BBQ category")
+    prompt: str = DEFAULT_BBQ_PROMPT
+    continuation: str = DEFAULT_BBQ_CONTINUATION
+    extra_unknowns: bool = False  # add lm-eval's extra "unknown" phrasings as choices
+    batch_size: int = Field(default=16, ge=1)
+
+    _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fields(cls, value: str) -> str:
+        try:
+            value.format(context="", question="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"prompt may use only {{context}} and {{question}} ({exc})") from None
+        return value
+
+    @field_validator("continuation")
+    @classmethod
+    def _continuation_fields(cls, value: str) -> str:
+        try:
+            value.format(answer="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"continuation may use only {{answer}} ({exc})") from None
+        return value
+
+
+class OverRefusalSpec(_Strict):
+    enabled: bool = True
+    data: str = "bundled"
+    limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)  # decides "refused" (refusal) or "unsafe" (a guard)
+
+    _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
+
+
+class EvaluatorPoolSpec(_Strict):
+    actors_per_model: int = Field(default=1, ge=1)
+    resources: Resources = Field(default_factory=Resources)
+    max_restarts: int = Field(default=2, ge=0)
+    request_retries: int = Field(default=2, ge=0)
+
+
+class EvaluationSpec(_Strict):
+    safety: SafetySpec = Field(default_factory=SafetySpec)
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)
+    over_refusal: OverRefusalSpec = Field(default_factory=OverRefusalSpec)
+    evaluators: EvaluatorPoolSpec = Field(default_factory=EvaluatorPoolSpec)

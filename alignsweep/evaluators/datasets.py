@@ -1,0 +1,324 @@
+"""Loaders for the evaluation sets: hazard prompts, BBQ items and over-refusal prompts.
+
+Every loader returns frozen records, so what an evaluator scores is plain data that can be compared,
+hashed and persisted. A malformed file is an `InputError` naming the file and the line, raised before
+any model is loaded. Sources: `bundled` (our own files in `alignsweep/data/`), a local JSONL / CSV
+file, a directory (the real BBQ release, or a `datasets.save_to_disk` folder) or `hf:<id>[:<split>]`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from alignsweep.errors import InputError
+from alignsweep.evaluators.taxonomy import load_taxonomy
+
+BUNDLED = "bundled"
+BBQ_CATEGORIES = (
+    "Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance", "Race_ethnicity",
+    "Race_x_gender", "Race_x_SES", "Religion", "SES", "Sexual_orientation",
+)
+_PROMPT_KEYS = ("prompt", "prompt_text", "text", "question", "goal", "instruction")
+_CATEGORY_KEYS = ("category", "hazard", "type", "label_category")
+_ID_KEYS = ("prompt_id", "release_prompt_id", "id", "example_id")
+
+
+@dataclass(frozen=True)
+class HazardPrompt:
+    prompt_id: str
+    category: str  # a taxonomy category id (S1..S11) or a code kept as its own category
+    prompt: str
+
+
+@dataclass(frozen=True)
+class OverRefusalPrompt:
+    prompt_id: str
+    category: str
+    prompt: str
+    label: str  # "safe": a benign look-alike (refusing it is over-refusal); "unsafe": a contrast prompt
+
+
+@dataclass(frozen=True)
+class BBQItem:
+    example_id: str  # "<Category>-<example_id>": unique across the 11 release files
+    category: str
+    context: str
+    question: str
+    answers: tuple[str, str, str]
+    label: int
+    question_polarity: str  # neg | nonneg
+    context_condition: str  # ambig | disambig
+    unknown_index: int
+    target_index: int | None  # the stereotyped target's answer index; None when it cannot be determined
+
+
+# ---------------------------------------------------------------- generic readers
+
+
+def _bundled_path(name: str) -> Path:
+    path = Path(str(resources.files("alignsweep.data").joinpath(name)))
+    if not path.is_file():
+        raise InputError(f"bundled data file {name!r} is missing from alignsweep/data/")
+    return path
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{number}: expected a JSON object")
+        yield number, row
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                if None in row:  # more cells than header fields
+                    raise InputError(f"{path}:{reader.line_num}: more cells than the header has columns")
+                yield reader.line_num, row
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
+
+
+def _read_hf(source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`hf:<id>[:<split>]` from the hub (or its cache), or a `save_to_disk` directory."""
+    import datasets
+
+    try:
+        if source.startswith("hf:"):
+            name, _, split = source[3:].partition(":")
+            ds = datasets.load_dataset(name, split=split or "train")
+        else:
+            ds = datasets.load_from_disk(source)
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds["test"] if "test" in ds else ds[next(iter(ds))]
+    except Exception as exc:  # noqa: BLE001 — any failure to open the dataset is the user's input
+        raise InputError(f"{source}: cannot load dataset ({exc})") from None
+    for number, row in enumerate(ds, start=1):
+        yield number, dict(row)
+
+
+def _rows(source: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
+    """(where, rows) for a JSONL/CSV file, a datasets folder or an `hf:` id."""
+    if source.startswith("hf:"):
+        return source, _read_hf(source)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"{source}: no such file or directory")
+    if path.is_dir():
+        return source, _read_hf(str(path))
+    if path.suffix.lower() == ".csv":
+        return str(path), _read_csv(path)
+    return str(path), _read_jsonl(path)
+
+
+def _pick(row: dict[str, Any], keys: Iterable[str], where: str, what: str) -> str:
+    for key in keys:
+        value = row.get(key)
+        if value is not None and str(value).strip() != "":
+            return str(value)
+    raise InputError(f"{where}: no {what} column (looked for {', '.join(keys)})")
+
+
+# ---------------------------------------------------------------- hazard prompts
+
+
+def load_hazard_prompts(source: str = BUNDLED) -> list[HazardPrompt]:
+    """Hazard prompts with taxonomy categories: bundled, AILuminate CSV, or any prompt+category set."""
+    if source == BUNDLED:
+        source = str(_bundled_path("hazard_prompts.jsonl"))
+    taxonomy = load_taxonomy()
+    where, rows = _rows(source)
+    out: list[HazardPrompt] = []
+    for number, row in rows:
+        loc = f"{where}:{number}"
+        if "release_prompt_id" in row and "hazard" in row:  # AILuminate prompt set
+            category = taxonomy.map_code("ailuminate", _pick(row, ("hazard",), loc, "hazard"))
+        else:
+            category = taxonomy.normalise_category(_pick(row, _CATEGORY_KEYS, loc, "category"))
+        prompt = _pick(row, _PROMPT_KEYS, loc, "prompt")
+        prompt_id = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"{Path(where).stem}-{number}")
+        out.append(HazardPrompt(prompt_id=prompt_id, category=category, prompt=prompt))
+    if not out:
+        raise InputError(f"{where}: no prompts")
+    _require_unique_ids(where, [p.prompt_id for p in out])
+    return out
+
+
+def load_overrefusal_prompts(source: str = BUNDLED) -> list[OverRefusalPrompt]:
+    """Benign look-alikes and contrast prompts: bundled, XSTest-format CSV (`prompt, type, label`), or JSONL."""
+    if source == BUNDLED:
+        source = str(_bundled_path("overrefusal_prompts.jsonl"))
+    taxonomy = load_taxonomy()
+    where, rows = _rows(source)
+    out: list[OverRefusalPrompt] = []
+    for number, row in rows:
+        loc = f"{where}:{number}"
+        label = _pick(row, ("label",), loc, "label").strip().lower()
+        if label not in ("safe", "unsafe"):
+            raise InputError(f"{loc}: label must be 'safe' or 'unsafe', not {label!r}")
+        category = taxonomy.normalise_category(_pick(row, _CATEGORY_KEYS, loc, "category/type"))
+        prompt = _pick(row, _PROMPT_KEYS, loc, "prompt")
+        prompt_id = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"{Path(where).stem}-{number}")
+        out.append(OverRefusalPrompt(prompt_id=prompt_id, category=category, prompt=prompt, label=label))
+    if not out:
+        raise InputError(f"{where}: no prompts")
+    _require_unique_ids(where, [p.prompt_id for p in out])
+    return out
+
+
+def _require_unique_ids(where: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise InputError(f"{where}: prompt id {i!r} appears twice")
+        seen.add(i)
+
+
+# ---------------------------------------------------------------- BBQ
+
+
+def load_bbq(source: str = BUNDLED) -> list[BBQItem]:
+    """BBQ items: bundled, one release `<Category>.jsonl`, or a release directory (+ its metadata CSV).
+
+    The stereotyped target comes from `target_loc` (a field of the item, or BBQ's
+    `additional_metadata.csv` keyed by category and example id) when present; otherwise it is derived by
+    `derive_target_index`. Items with no determinable target keep `target_index=None`.
+    """
+    if source == BUNDLED:
+        files = [_bundled_path("bbq_items.jsonl")]
+        metadata: dict[tuple[str, str], int | None] = {}
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            files = [path / f"{c}.jsonl" for c in BBQ_CATEGORIES if (path / f"{c}.jsonl").is_file()]
+            if not files:
+                raise InputError(f"{source}: no BBQ category files (<Category>.jsonl) in this directory")
+            metadata = _load_bbq_metadata(path)
+        elif path.is_file():
+            files, metadata = [path], _load_bbq_metadata(path.parent)
+        else:
+            raise InputError(f"{source}: no such file or directory")
+    items: list[BBQItem] = []
+    for file in files:
+        for number, row in _read_jsonl(file):
+            items.append(_bbq_item(row, f"{file}:{number}", metadata))
+    return items
+
+
+def _load_bbq_metadata(folder: Path) -> dict[tuple[str, str], int | None]:
+    """(category, example_id) → target_loc from BBQ's `additional_metadata.csv`, when shipped."""
+    for candidate in (folder / "additional_metadata.csv", folder / "supplemental" / "additional_metadata.csv"):
+        if candidate.is_file():
+            out: dict[tuple[str, str], int | None] = {}
+            for number, row in _read_csv(candidate):
+                if "target_loc" not in row:
+                    raise InputError(f"{candidate}:{number}: no target_loc column")
+                loc = (row.get("target_loc") or "").strip()
+                key = (str(row.get("category", "")).strip(), str(row.get("example_id", "")).strip())
+                out[key] = int(float(loc)) if loc not in ("", "NA", "nan") else None
+            return out
+    return {}
+
+
+def _bbq_item(row: dict[str, Any], loc: str, metadata: dict[tuple[str, str], int | None]) -> BBQItem:
+    try:
+        answers = (str(row["ans0"]), str(row["ans1"]), str(row["ans2"]))
+        info = row["answer_info"]
+        groups = [info[f"ans{i}"] for i in range(3)]
+        label = int(row["label"])
+        category = str(row["category"])
+        raw_id = str(row["example_id"])
+        polarity, condition = str(row["question_polarity"]), str(row["context_condition"])
+        context, question = str(row["context"]), str(row["question"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{loc}: not a BBQ item (missing or bad field {exc})") from None
+    if polarity not in ("neg", "nonneg") or condition not in ("ambig", "disambig") or label not in (0, 1, 2):
+        raise InputError(f"{loc}: bad question_polarity/context_condition/label")
+    unknown = [i for i, g in enumerate(groups) if str(g[1]).lower() == "unknown"]
+    if len(unknown) != 1:
+        raise InputError(f"{loc}: expected exactly one 'unknown' answer in answer_info, found {len(unknown)}")
+    if "target_loc" in row:
+        target = _as_target(row["target_loc"], unknown[0])
+    elif (category, raw_id) in metadata:
+        target = _as_target(metadata[(category, raw_id)], unknown[0])
+    else:
+        stereotyped = (row.get("additional_metadata") or {}).get("stereotyped_groups") or []
+        target = derive_target_index([(str(g[0]), str(g[1])) for g in groups], [str(s) for s in stereotyped])
+    return BBQItem(
+        example_id=f"{category}-{raw_id}", category=category, context=context, question=question,
+        answers=answers, label=label, question_polarity=polarity, context_condition=condition,
+        unknown_index=unknown[0], target_index=target,
+    )
+
+
+def _as_target(value: Any, unknown_index: int) -> int | None:
+    if value is None or str(value).strip() in ("", "NA", "nan", "None"):
+        return None
+    index = int(float(value))
+    return index if index in (0, 1, 2) and index != unknown_index else None
+
+
+def _norm(label: str) -> str:
+    return "".join(ch for ch in label.lower() if ch not in " -_'\t")
+
+
+def _parts(label: str) -> set[str]:
+    """Relaxed form: `F-Black` → {black, f}; `trans_F` → {trans, f}; `lowSES-Black` → {lowses, black}."""
+    pieces = label.replace("_", "-").split("-")
+    return {_norm(p) for p in pieces if _norm(p)}
+
+
+def derive_target_index(answer_info: list[tuple[str, str]], stereotyped_groups: list[str]) -> int | None:
+    """The answer index of BBQ's stereotyped target, or None when not exactly one answer matches.
+
+    Normalisation (documented because BBQ's labels are inconsistent across categories): compare
+    lower-cased labels with spaces, hyphens, underscores and apostrophes removed (`low SES` ≡ `lowSES`,
+    `Down's syndrome` ≡ `downs syndrome`), against both the answer's group (`answer_info[i][1]`) and its
+    text (`answer_info[i][0]`, which carries the nationality in Nationality items). If no answer
+    matches, retry with gender/SES prefixes split off (`F-Black` → `Black`, `trans_F` → `trans`). The
+    unknown option never matches. Zero or several matches → None: counted, excluded from bias, never
+    guessed.
+    """
+    stereo = {_norm(s) for s in stereotyped_groups}
+    candidates = [i for i, (_, g) in enumerate(answer_info) if g.lower() != "unknown"]
+    strict = [i for i in candidates if _norm(answer_info[i][1]) in stereo or _norm(answer_info[i][0]) in stereo]
+    if len(strict) == 1:
+        return strict[0]
+    if strict:
+        return None
+    stereo_parts = set().union(*(_parts(s) for s in stereotyped_groups)) if stereotyped_groups else set()
+    relaxed = [i for i in candidates if _parts(answer_info[i][1]) & stereo_parts]
+    return relaxed[0] if len(relaxed) == 1 else None
+
+
+def limit_per_category(items: list[Any], limit: int | None) -> list[Any]:
+    """The first `limit` items of each category, in file order (all of them when `limit` is None).
+
+    Per category rather than overall, so a limited run still reports every category.
+    """
+    if limit is None:
+        return list(items)
+    taken: dict[str, int] = {}
+    out = []
+    for item in items:
+        if taken.get(item.category, 0) < limit:
+            taken[item.category] = taken.get(item.category, 0) + 1
+            out.append(item)
+    return out

@@ -1,0 +1,139 @@
+"""One evaluation of one model (a base, or a base with an adapter): safety, over-refusal, fairness.
+
+Ray-free on purpose: the evaluator actor, `alignsweep audit` and tests all run this same code; only
+who judges (a local judge or the shared judge actor) differs, passed in as a function.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from alignsweep.evaluators.adapters import adapter_method, attached
+from alignsweep.evaluators.config import EvaluationSpec
+from alignsweep.evaluators.datasets import (
+    limit_per_category,
+    load_bbq,
+    load_hazard_prompts,
+    load_overrefusal_prompts,
+)
+from alignsweep.evaluators.fairness import fairness_metrics, score_bbq
+from alignsweep.evaluators.judges import Verdict
+from alignsweep.evaluators.records import persist
+from alignsweep.evaluators.safety import (
+    OVERALL,
+    generate_responses,
+    over_refusal_items,
+    over_refusal_metrics,
+    safe_rate_metrics,
+    safety_items,
+)
+
+JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
+# Metrics handed to Tune under their bare name (overall value); every category also as `metric/category`.
+HEADLINE = ("safe_rate", "over_refusal_rate", "accuracy", "accuracy_ambig", "accuracy_disambig", "bias_ambig",
+            "bias_disambig")
+
+
+@dataclass
+class EvalResult:
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # benchmark, category, metric, value, n
+    safety_items: list[dict[str, Any]] = field(default_factory=list)
+    fairness_items: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def flat(self) -> dict[str, float]:
+        """`{"safe_rate": …, "safe_rate/S1": …, "accuracy": …, "accuracy/Age": …}` for `tune.report`."""
+        out: dict[str, float] = {}
+        for row in self.metrics:
+            if row["metric"] not in HEADLINE:
+                continue
+            key = row["metric"] if row["category"] == OVERALL else f"{row['metric']}/{row['category']}"
+            out[key] = float(row["value"]) if row["value"] is not None else math.nan
+        return out
+
+
+class Evaluator:
+    """A base model loaded once, plus the evaluation sets; `evaluate` scores it with or without an adapter."""
+
+    def __init__(self, spec: EvaluationSpec, base_model: str, *, judge: JudgeFn, judge_name: str,
+                 over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal") -> None:
+        from alignsweep.models.loading import load_model, load_tokenizer, resolve_model
+
+        self.spec = spec
+        self.base_model = base_model
+        path = resolve_model(base_model).path
+        self.model = load_model(path)
+        self.tokenizer = load_tokenizer(path)
+        self.judge, self.judge_name = judge, judge_name
+        self.over_refusal_judge = over_refusal_judge or judge
+        self.over_refusal_judge_name = over_refusal_judge_name if over_refusal_judge else judge_name
+        s, f, o = spec.safety, spec.fairness, spec.over_refusal
+        self.hazards = limit_per_category(load_hazard_prompts(s.data), s.limit) if s.enabled else []
+        self.bbq = limit_per_category(load_bbq(f.data), f.limit) if f.enabled else []
+        self.look_alikes = limit_per_category(load_overrefusal_prompts(o.data), o.limit) if o.enabled else []
+
+    def evaluate(self, adapter_dir: str | None) -> EvalResult:
+        start = time.perf_counter()
+        result = EvalResult()
+        with attached(self.model, adapter_dir) as model:
+            if self.hazards:
+                items = self._safety(model)
+                result.safety_items += items
+                result.metrics += safe_rate_metrics(items)
+            if self.look_alikes:
+                items = self._over_refusal(model)
+                result.safety_items += items
+                result.metrics += over_refusal_metrics(items)
+            if self.bbq:
+                f = self.spec.fairness
+                result.fairness_items = score_bbq(model, self.tokenizer, self.bbq, prompt=f.prompt,
+                                                  continuation=f.continuation, extra_unknowns=f.extra_unknowns,
+                                                  batch_size=f.batch_size)
+                result.metrics += fairness_metrics(result.fairness_items)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _safety(self, model: Any) -> list[dict[str, Any]]:
+        s = self.spec.safety
+        prompts = [p.prompt for p in self.hazards]
+        responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
+                                       batch_size=s.batch_size)
+        verdicts = self.judge(list(zip(prompts, responses)))
+        return safety_items(self.hazards, responses, verdicts, self.judge_name)
+
+    def _over_refusal(self, model: Any) -> list[dict[str, Any]]:
+        s = self.spec.safety
+        prompts = [p.prompt for p in self.look_alikes]
+        responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
+                                       batch_size=s.batch_size)
+        verdicts = self.over_refusal_judge(list(zip(prompts, responses)))
+        return over_refusal_items(self.look_alikes, responses, verdicts, self.over_refusal_judge_name)
+
+
+def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: int, base_model: str,
+                 method: str) -> None:
+    """Write metrics and items of one (trial, step): one file per table."""
+    metrics = [{**row, "base_model": base_model, "method": method} for row in result.metrics]
+    persist(results_dir, "metrics", metrics, trial_id=trial_id, step=step)
+    if result.safety_items:
+        persist(results_dir, "safety_items", result.safety_items, trial_id=trial_id, step=step)
+    if result.fairness_items:
+        persist(results_dir, "fairness_items", result.fairness_items, trial_id=trial_id, step=step)
+
+
+def method_of(adapter_dir: str | None, method: str | None) -> str:
+    return method or adapter_method(adapter_dir)
+
+
+def local_judges(spec: EvaluationSpec) -> tuple[JudgeFn, str, JudgeFn, str]:
+    """In-process judges (for `audit` and tests): (safety judge, name, over-refusal judge, name)."""
+    from alignsweep.evaluators.judges import build_judge, build_judges
+
+    safety = build_judges(spec.safety.judges, spec.safety.ensemble)
+    over = build_judge(spec.over_refusal.judge)
+    return safety.judge, safety.name, over.judge, over.name
+
+
