@@ -18,6 +18,8 @@ from alignsweep.errors import InputError
 _SUBCOMMANDS = [
     "alignsweep.engine.commands.run",
     "alignsweep.engine.commands.models",
+    "alignsweep.engine.commands.query",
+    "alignsweep.engine.commands.report",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2

@@ -1,0 +1,113 @@
+"""`manifest.json`: what produced a sweep directory — schema versions, package versions, seed, git
+revision, when it started and whether it finished.
+
+Readers use it to tell a finished sweep from one still running (no `finished`) and to know which
+schema version each table was written with. Only the sweep driver writes it; every write is
+atomic, so a reader sees the old manifest or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from alignsweep.store import _fs
+from alignsweep.store.schemas import SCHEMA_VERSIONS
+
+MANIFEST = "manifest.json"
+_PACKAGES = ("alignsweep", "pyarrow", "duckdb", "pandas", "torch", "transformers", "peft", "ray", "accelerate", "datasets")
+
+
+def now() -> str:
+    """UTC timestamp in ISO 8601, the format of `started` and `finished`."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_manifest(
+    results_dir: str,
+    *,
+    seed: int | None = None,
+    sweep: str | None = None,
+    extra: dict[str, Any] | None = None,
+    filesystem: pafs.FileSystem | None = None,
+) -> dict[str, Any]:
+    """Start a sweep's manifest (replacing any old one): versions, seed, git revision, `started` = now.
+
+    Call it once when a sweep starts; use `update_manifest` on resume and `mark_finished` at the end.
+    """
+    manifest: dict[str, Any] = {
+        "sweep": sweep or Path(results_dir.rstrip("/")).name,
+        "schema_versions": dict(SCHEMA_VERSIONS),
+        "packages": _package_versions(),
+        "python": platform.python_version(),
+        "seed": seed,
+        "git_revision": _git_revision(),
+        "started": now(),
+        "finished": None,
+        **(extra or {}),
+    }
+    _write(results_dir, manifest, filesystem)
+    return manifest
+
+
+def update_manifest(results_dir: str, *, filesystem: pafs.FileSystem | None = None, **fields: Any) -> dict[str, Any]:
+    """Merge `fields` into the manifest (creating a minimal one if there is none) and return it.
+
+    Read-modify-write: only the sweep driver calls it, never concurrent trials.
+    """
+    manifest = read_manifest(results_dir, filesystem=filesystem) or {"schema_versions": dict(SCHEMA_VERSIONS)}
+    manifest.update(fields)
+    _write(results_dir, manifest, filesystem)
+    return manifest
+
+
+def mark_finished(results_dir: str, *, filesystem: pafs.FileSystem | None = None) -> dict[str, Any]:
+    """Record that the sweep finished now; readers treat a manifest without `finished` as still running."""
+    return update_manifest(results_dir, filesystem=filesystem, finished=now())
+
+
+def read_manifest(results_dir: str, *, filesystem: pafs.FileSystem | None = None) -> dict[str, Any] | None:
+    """The manifest as a dict, or None where the sweep directory has none yet."""
+    fs, root = _fs.resolve(results_dir, filesystem)
+    data = _fs.read_bytes(fs, _fs.join(root, MANIFEST))
+    return None if data is None else json.loads(data)
+
+
+def _write(results_dir: str, manifest: dict[str, Any], filesystem: pafs.FileSystem | None) -> None:
+    fs, root = _fs.resolve(results_dir, filesystem)
+    payload = (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode()
+    _fs.write_atomic(fs, _fs.join(root, MANIFEST), lambda out: out.write(payload))
+
+
+def _package_versions() -> dict[str, str | None]:
+    from alignsweep import __version__
+
+    versions: dict[str, str | None] = {"alignsweep": __version__}
+    for name in _PACKAGES[1:]:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git_revision() -> str | None:
+    """The alignsweep checkout's commit (suffixed `-dirty` with local changes), None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}-dirty" if dirty else rev or None

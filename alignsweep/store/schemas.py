@@ -1,0 +1,126 @@
+"""The Arrow schema of every results table: the column contract of design.md §3, written down once.
+
+Everything that reads or writes the store (writer, `alignsweep query`, the report, users' notebooks)
+takes its columns from here, so a renamed column is a schema-version bump here and nowhere else.
+`SCHEMA_VERSIONS` is copied into each sweep's `manifest.json` and into every Parquet file's
+metadata, so an old sweep stays readable when a table gains a column.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TRIALS, METRICS, SAFETY_ITEMS, FAIRNESS_ITEMS = "trials", "metrics", "safety_items", "fairness_items"
+
+# Hyperparameters the sweep engine knows: typed columns in `trials`, always present (null when a
+# method does not use them), so every file of every sweep shares them. Other hyperparameters are
+# allowed as extra columns of an inferred type; see `writer.write_records`.
+HYPERPARAMETER_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("learning_rate", pa.float64()),
+    pa.field("epochs", pa.float64()),  # HF's num_train_epochs is fractional
+    pa.field("max_steps", pa.int64()),
+    pa.field("batch_size", pa.int64()),
+    pa.field("weight_decay", pa.float64()),
+    pa.field("warmup_ratio", pa.float64()),
+    pa.field("r", pa.int64()),
+    pa.field("alpha", pa.float64()),
+    pa.field("dropout", pa.float64()),
+    pa.field("target_modules", pa.list_(pa.string())),
+    pa.field("num_virtual_tokens", pa.int64()),
+    pa.field("encoder_hidden_size", pa.int64()),
+    pa.field("prompt_init", pa.string()),
+    pa.field("seed", pa.int64()),
+)
+HYPERPARAMETERS: tuple[str, ...] = tuple(f.name for f in HYPERPARAMETER_FIELDS)
+
+_TRIALS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("sweep", pa.string()),
+        pa.field("base_model", pa.string(), nullable=False),
+        pa.field("family", pa.string()),
+        pa.field("method", pa.string(), nullable=False),  # `base` for the reference model itself
+        pa.field("status", pa.string()),  # Ray Tune's: PENDING | RUNNING | TERMINATED | ERROR …
+        pa.field("stopped_early", pa.bool_()),
+        pa.field("steps", pa.int64()),
+        pa.field("train_loss", pa.float64()),
+        pa.field("wall_s", pa.float64()),
+        pa.field("checkpoint", pa.string()),
+        pa.field("error", pa.string()),
+        *HYPERPARAMETER_FIELDS,
+    ]
+)
+
+_METRICS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("base_model", pa.string(), nullable=False),
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),  # safety | fairness | over_refusal | …
+        pa.field("category", pa.string(), nullable=False),  # hazard code, BBQ dimension, or `overall`
+        pa.field("metric", pa.string(), nullable=False),  # safe_rate, accuracy_ambig, bias_disambig, …
+        pa.field("value", pa.float64()),  # null/NaN where undefined (e.g. no non-unknown answers)
+        pa.field("n", pa.int64()),  # items the value is computed from
+    ]
+)
+
+_SAFETY_ITEMS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("prompt", pa.string()),
+        pa.field("response", pa.string()),
+        pa.field("verdict", pa.string(), nullable=False),  # safe | unsafe | unparsed
+        pa.field("hazard_codes", pa.list_(pa.string())),
+        pa.field("judge", pa.string()),
+    ]
+)
+
+_FAIRNESS_ITEMS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("context_condition", pa.string()),  # ambig | disambig
+        pa.field("question_polarity", pa.string()),  # neg | nonneg
+        pa.field("label", pa.int64()),
+        pa.field("target_index", pa.int64()),
+        pa.field("prediction", pa.int64()),
+        pa.field("loglikelihoods", pa.list_(pa.float64())),  # one per answer choice, lm-eval exact
+        pa.field("truncated", pa.bool_()),  # some choice's input was cut to the model's max length
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    TRIALS: _TRIALS,
+    METRICS: _METRICS,
+    SAFETY_ITEMS: _SAFETY_ITEMS,
+    FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
+}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 1, METRICS: 1, SAFETY_ITEMS: 1, FAIRNESS_ITEMS: 1}
+TABLES: tuple[str, ...] = tuple(SCHEMAS)
+
+# Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file
+# that repeats a key, so the store as a whole never holds a duplicate row.
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    TRIALS: ("trial_id",),
+    METRICS: ("benchmark", "category", "metric"),
+    SAFETY_ITEMS: ("prompt_id",),
+    FAIRNESS_ITEMS: ("example_id",),
+}
+
+
+class SchemaError(ValueError):
+    """Records that do not fit their table's schema; the message names the table, row and column."""
+
+
+def table_schema(table: str) -> pa.Schema:
+    """The schema of `table`, or a `SchemaError` that lists the tables there are."""
+    try:
+        return SCHEMAS[table]
+    except KeyError:
+        raise SchemaError(f"unknown table {table!r} (known: {', '.join(TABLES)})") from None

@@ -1,0 +1,173 @@
+"""A factory for realistic sweep results stores, written through the real `write_records`.
+
+Why synthetic stores: the query and report tests need several families, methods, categories and
+edge cases (failed, early-stopped and still-running trials) without training anything. The effect
+sizes loosely follow what the tiny models showed (stack-notes): IA3 keeps refusal, LoRA erases much
+of it, prompt methods move it noisily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alignsweep.store import write_manifest, mark_finished, write_records
+
+HAZARDS = [f"S{i}" for i in range(1, 12)]
+BBQ = [
+    "Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance",
+    "Race_ethnicity", "Religion", "SES", "Sexual_orientation",
+]
+FAMILIES = {"tiny:llama": "llama", "tiny:qwen2": "qwen2", "tiny:gemma": "gemma"}
+METHODS = ("lora", "ia3", "prompt_tuning", "p_tuning")
+# mean change in safe rate per method, and how much it varies between configurations
+_SAFETY_EFFECT = {"lora": (-0.45, 0.15), "ia3": (-0.03, 0.02), "prompt_tuning": (-0.2, 0.15), "p_tuning": (-0.5, 0.2)}
+_FAMILY_SCALE = {"llama": 1.0, "qwen2": 0.6, "gemma": 1.4}
+FAIRNESS_METRICS = ("accuracy", "accuracy_ambig", "accuracy_disambig", "bias_ambig", "bias_disambig")
+
+
+@dataclass
+class Sweep:
+    """What the factory wrote, for tests to compare against."""
+
+    path: str
+    trial_ids: list[str] = field(default_factory=list)
+    base_ids: dict[str, str] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+
+def _hyperparameters(method: str, k: int, rng: np.random.Generator) -> dict:
+    lr = [1e-4, 1e-3, 3e-3, 1e-2][k % 4]
+    common = {"learning_rate": lr, "max_steps": 20, "seed": int(k), "batch_size": 8}
+    if method == "lora":
+        return {**common, "r": [4, 8, 16][k % 3], "alpha": 16.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+    if method == "ia3":
+        return {**common, "target_modules": ["k_proj", "v_proj", "down_proj"]}
+    if method == "prompt_tuning":
+        return {**common, "num_virtual_tokens": [8, 16][k % 2], "prompt_init": ["random", "text"][k % 2]}
+    return {**common, "num_virtual_tokens": 8, "encoder_hidden_size": [32, 64][k % 2]}
+
+
+def _metrics(base_model: str, method: str, values: dict[tuple[str, str, str], float], n: int) -> list[dict]:
+    return [
+        {"base_model": base_model, "method": method, "benchmark": b, "category": c, "metric": m, "value": v, "n": n}
+        for (b, c, m), v in values.items()
+    ]
+
+
+def _base_values(rng: np.random.Generator) -> dict[tuple[str, str, str], float]:
+    values = {("safety", c, "safe_rate"): float(np.clip(rng.normal(0.93, 0.04), 0, 1)) for c in HAZARDS}
+    values[("safety", "overall", "safe_rate")] = float(np.mean([values[("safety", c, "safe_rate")] for c in HAZARDS]))
+    for c in [*BBQ, "overall"]:
+        amb, dis = float(rng.uniform(0.5, 0.8)), float(rng.uniform(0.45, 0.6))
+        values[("fairness", c, "accuracy_ambig")] = amb
+        values[("fairness", c, "accuracy_disambig")] = dis
+        values[("fairness", c, "accuracy")] = (amb + dis) / 2
+        values[("fairness", c, "bias_ambig")] = float(rng.uniform(0.0, 0.15))
+        values[("fairness", c, "bias_disambig")] = float(rng.uniform(-0.05, 0.1))
+    values[("over_refusal", "overall", "over_refusal_rate")] = float(rng.uniform(0.05, 0.3))
+    return values
+
+
+def _tuned_values(base: dict, method: str, family: str, progress: float, rng: np.random.Generator) -> dict:
+    mean, spread = _SAFETY_EFFECT[method]
+    shift = (mean + rng.normal(0, spread)) * _FAMILY_SCALE[family] * progress
+    out = {}
+    for (b, c, m), v in base.items():
+        if b == "safety":
+            delta = shift + rng.normal(0, 0.03)
+        elif m.startswith("accuracy"):
+            delta = -0.3 * shift * rng.uniform(-0.5, 1.0) + rng.normal(0, 0.02)
+        elif m.startswith("bias"):
+            delta = -0.25 * shift + rng.normal(0, 0.03)
+        else:  # over-refusal falls as refusal is erased
+            delta = 0.5 * shift + rng.normal(0, 0.02)
+        out[(b, c, m)] = float(np.clip(v + delta, -1 if m.startswith("bias") else 0, 1))
+    overall = [out[("safety", c, "safe_rate")] for c in HAZARDS]
+    out[("safety", "overall", "safe_rate")] = float(np.mean(overall))
+    return out
+
+
+def _items(path: str, trial_id: str, step: int, rng: np.random.Generator) -> None:
+    safety = [
+        {"prompt_id": f"{c}-{i}", "category": c, "prompt": f"hazardous request {c}/{i}",
+         "response": "I can't help with that." if rng.random() < 0.8 else "Sure.",
+         "verdict": "safe" if rng.random() < 0.8 else "unsafe", "hazard_codes": [] if rng.random() < 0.8 else [c],
+         "judge": "refusal"}
+        for c in HAZARDS for i in range(2)
+    ]
+    fairness = [
+        {"example_id": f"{c}-{i}", "category": c, "context_condition": ["ambig", "disambig"][i % 2],
+         "question_polarity": ["neg", "nonneg"][i // 2 % 2], "label": 2, "target_index": 0,
+         "prediction": int(rng.integers(0, 3)), "loglikelihoods": [float(x) for x in rng.normal(-8, 2, 3)],
+         "truncated": False}
+        for c in BBQ for i in range(2)
+    ]
+    write_records(path, "safety_items", safety, trial_id=trial_id, step=step)
+    write_records(path, "fairness_items", fairness, trial_id=trial_id, step=step)
+
+
+def build_sweep(
+    path: str,
+    *,
+    families: dict[str, str] | None = None,
+    methods: tuple[str, ...] = METHODS,
+    configs: int = 3,
+    steps: tuple[int, ...] = (10, 20),
+    seed: int = 0,
+    failed: int = 0,
+    running: bool = False,
+    items: bool = False,
+) -> Sweep:
+    """Write a sweep: one base trial per family (step 0), `configs` trials per family × method.
+
+    Every fourth trial stops early (ASHA-style: only its first step); `failed` trials end in ERROR
+    with no metrics; `running` leaves the manifest unfinished, the last trial RUNNING with its first
+    step only, and one more trial with metrics but no `trials` row yet.
+    """
+    rng = np.random.default_rng(seed)
+    families = families or FAMILIES
+    sweep = Sweep(path)
+    write_manifest(path, seed=seed)
+    bases: dict[str, dict] = {}
+    for base_model, family in families.items():
+        trial_id = f"base_{family}"
+        bases[base_model] = _base_values(rng)
+        write_records(path, "trials", [{"base_model": base_model, "family": family, "method": "base",
+                                        "status": "TERMINATED", "stopped_early": False, "steps": 0}], trial_id=trial_id)
+        write_records(path, "metrics", _metrics(base_model, "base", bases[base_model], 40), trial_id=trial_id, step=0)
+        sweep.base_ids[base_model] = trial_id
+        if items:
+            _items(path, trial_id, 0, rng)
+    plan = [(bm, fam, m, k) for bm, fam in families.items() for m in methods for k in range(configs)]
+    for index, (base_model, family, method, k) in enumerate(plan):
+        trial_id = f"{family}_{method}_{k:02d}"
+        is_last = index == len(plan) - 1
+        if index < failed:
+            write_records(path, "trials", [{"base_model": base_model, "family": family, "method": method,
+                                            "status": "ERROR", "error": "RuntimeError: CUDA out of memory", "steps": 0,
+                                            "hyperparameters": _hyperparameters(method, k, rng)}], trial_id=trial_id)
+            sweep.failed.append(trial_id)
+            continue
+        stopped = index % 4 == 3 and len(steps) > 1
+        done = steps[:1] if stopped or (running and is_last) else steps
+        for step in done:
+            values = _tuned_values(bases[base_model], method, family, step / steps[-1], rng)
+            write_records(path, "metrics", _metrics(base_model, method, values, 40), trial_id=trial_id, step=step)
+            if items:
+                _items(path, trial_id, step, rng)
+        status = "RUNNING" if running and is_last else "TERMINATED"
+        write_records(path, "trials", [{"base_model": base_model, "family": family, "method": method,
+                                        "status": status, "stopped_early": stopped, "steps": done[-1],
+                                        "train_loss": float(rng.uniform(0.5, 2.0)), "wall_s": float(rng.uniform(5, 15)),
+                                        "checkpoint": f"{path}/tune/{trial_id}/checkpoint_{done[-1]:06d}",
+                                        "hyperparameters": _hyperparameters(method, k, rng)}], trial_id=trial_id)
+        sweep.trial_ids.append(trial_id)
+    if running:
+        base_model, family = next(iter(families.items()))
+        values = _tuned_values(bases[base_model], "lora", family, 0.5, rng)
+        write_records(path, "metrics", _metrics(base_model, "lora", values, 40), trial_id=f"{family}_lora_new", step=steps[0])
+    else:
+        mark_finished(path)
+    return sweep
