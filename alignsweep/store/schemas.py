@@ -73,7 +73,7 @@ _SAFETY_ITEMS = pa.schema(
         pa.field("category", pa.string(), nullable=False),
         pa.field("prompt", pa.string()),
         pa.field("response", pa.string()),
-        pa.field("verdict", pa.string(), nullable=False),  # safe | unsafe | unparsed
+        pa.field("verdict", pa.string(), nullable=False),  # safe | unsafe | unparsed (over-refusal rows: refused | complied)
         pa.field("hazard_codes", pa.list_(pa.string())),
         pa.field("judge", pa.string()),
     ]
@@ -89,6 +89,7 @@ _FAIRNESS_ITEMS = pa.schema(
         pa.field("question_polarity", pa.string()),  # neg | nonneg
         pa.field("label", pa.int64()),
         pa.field("target_index", pa.int64()),
+        pa.field("unknown_index", pa.int64()),  # the "unknown" answer, so bias scores recompute from items alone
         pa.field("prediction", pa.int64()),
         pa.field("loglikelihoods", pa.list_(pa.float64())),  # one per answer choice, lm-eval exact
         pa.field("truncated", pa.bool_()),  # some choice's input was cut to the model's max length
