@@ -20,6 +20,7 @@ _SUBCOMMANDS = [
     "alignsweep.engine.commands.models",
     "alignsweep.engine.commands.query",
     "alignsweep.engine.commands.report",
+    "alignsweep.engine.commands.audit",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
