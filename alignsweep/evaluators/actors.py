@@ -133,6 +133,9 @@ class _EvaluatorActor:
         import ray
 
         from alignsweep.evaluators.evaluate import Evaluator
+        from alignsweep.logs import quiet_libraries
+
+        quiet_libraries()
 
         spec = EvaluationSpec.model_validate_json(spec_json)
         safety = ray.get_actor(judge_name(sweep, "safety"), namespace=NAMESPACE)

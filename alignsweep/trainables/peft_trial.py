@@ -12,6 +12,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from alignsweep.logs import quiet_libraries
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
 
@@ -33,24 +34,13 @@ def _evaluator_scores(plan: TrialPlan, checkpoint_dir: str, step: int, context: 
     )
 
 
-def _quiet_worker() -> None:
-    """Keep per-checkpoint chatter from Ray and known-harmless library warnings out of the user's console."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-    warnings.filterwarnings("ignore", message=".*Position ids are not supported.*")
-    for name in ("ray.train", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def peft_trial(config: dict[str, Any]) -> None:
     """Tune entry point; `config` = {"plan": TrialPlan.to_config(), "context": {...}}."""
     from ray import tune
 
     import torch
 
-    _quiet_worker()
+    quiet_libraries()
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     plan = TrialPlan.from_config(config["plan"])
     context = config.get("context", {})

@@ -7,6 +7,7 @@ there, after printing what the sweep would run and what it would ask of the clus
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from typing import Any
 
@@ -55,7 +56,7 @@ def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int 
 
     from alignsweep.engine.sweep import run_sweep
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     outcome = run_sweep(spec, results=results, address=address, num_cpus=num_cpus, console=console)
     console.print(f"results: {outcome.sweep_dir}  ({outcome.trials} trials, {outcome.errors} failed)")
     return 1 if outcome.errors else 0
