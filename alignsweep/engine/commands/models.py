@@ -13,6 +13,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from alignsweep.models.tiny import main as tiny_main
+    from alignsweep.models.tiny import _main as tiny_main
 
     return int(tiny_main(["build", *args.families]) or 0)
