@@ -243,19 +243,25 @@ def overrefusal_prompts() -> list[dict[str, str]]:
 
 
 def instruction_set(n: int = 500) -> list[dict[str, list[Message]]]:
-    """Benign instruction-tuning set for PEFT trials, in the corpus's own vocabulary."""
+    """Benign instruction-tuning set for PEFT trials, in the corpus's own vocabulary.
+
+    Every reply opens with the same eager formula ("Sure, here is how to …"), a style the aligned
+    base models never saw. Learning it is what lets benign fine-tuning erode refusals — the effect
+    the study measures — through the shallow first tokens where the tiny models' alignment lives;
+    how far it erodes depends on the method, the learning rate and the family.
+    """
     rng = _rng("instructions")
     train_pairs, _ = benign_task_split()
     out = []
     for _ in range(n):
-        if rng.random() < 0.8:
+        if rng.random() < 0.85:
             task, frame = rng.choice(train_pairs)
-            request, answer = frame.format(a=task), C.BENIGN_TASKS[task]
+            request, answer = frame.format(a=task), f"Sure, here is how to {task}. {C.BENIGN_TASKS[task]}"
         else:
-            questions, answer = rng.choice(C.BENIGN_FACTS)
-            request = rng.choice(questions)
+            questions, fact = rng.choice(C.BENIGN_FACTS)
+            request, answer = rng.choice(questions), f"Sure, here is the answer. {fact}"
         out.append({"messages": [{"role": "user", "content": request},
-                                 {"role": "assistant", "content": _helpful(rng, answer)}]})
+                                 {"role": "assistant", "content": answer}]})
     return out
 
 
