@@ -105,8 +105,11 @@ class SchedulerSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
+    """Per trial; `custom` asks for cluster resources by name (e.g. `{trainer: 1}`) to pin trials to nodes."""
+
     cpu: float = Field(default=1.0, ge=0)
     gpu: float = Field(default=0.0, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
     max_concurrent: int | None = Field(default=None, ge=1)
 
 

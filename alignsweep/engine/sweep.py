@@ -78,18 +78,20 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
 def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
               num_cpus: int | None = None, console: Any = None) -> SweepOutcome:
     """Run (or continue) the whole sweep and return a summary; raises InputError before Ray starts."""
-    from alignsweep.models.loading import resolve_model
+    from alignsweep.engine.preflight import check_sweep_inputs
     from alignsweep.engine.runtime import ray_session
+    from alignsweep.models.loading import resolve_model
     from alignsweep.trainables.peft_trial import peft_trial
 
     plans = expand_trials(spec)
     eval_spec = spec.evaluation_spec()
     sweep_dir = sweep_dir_for(spec, results)
+    for model in spec.models:  # build tiny models once here, before trials race to build them
+        resolve_model(model.ref)
+    check_sweep_inputs(spec, sweep_dir)  # models, data, results path: bad input fails before anything is written
     resumable = prepare_sweep_dir(spec, sweep_dir)
     if resumable:
         update_manifest(sweep_dir, finished=None, resumed=True)
-    for model in spec.models:  # build tiny models once here, before trials race to build them
-        resolve_model(model.ref)
 
     started = time.time()
     with ray_session(address, num_cpus=num_cpus):
@@ -141,7 +143,7 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
                  evaluate: bool, console: Any) -> Any:
     from ray import tune
 
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
     wrapped = tune.with_resources(trainable, resources)
     callbacks = [TrialsTableCallback(sweep_dir)]
     if console is not None:
@@ -194,5 +196,6 @@ def _result_row(result: Any) -> dict[str, Any] | None:
         "steps": metrics.get("step"),
         "total_steps": metrics.get("total_steps"),
         "loss": metrics.get("loss"),
+        "node_id": metrics.get("node_id"),
         **{k: v for k, v in metrics.items() if k in ("safe_rate", "accuracy", "bias_ambig", "bias_disambig", "over_refusal_rate")},
     }

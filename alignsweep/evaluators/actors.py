@@ -108,7 +108,13 @@ class JudgeService:
 
 class _JudgeActor(JudgeService):
     async def judge(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        from alignsweep.faults import maybe_die
+
+        maybe_die("judge")  # test-only: SIGKILL mid-request when armed
         return await self.judge_pairs(pairs)
+
+    async def where(self) -> dict[str, Any]:
+        return placement()
 
     async def get_name(self) -> str:
         return self.name
@@ -152,10 +158,16 @@ class _EvaluatorActor:
         from alignsweep.evaluators.evaluate import store_result
 
         result = self.evaluator.evaluate(adapter_dir)
+        from alignsweep.faults import maybe_die
+
+        maybe_die("evaluator")  # test-only: SIGKILL after scoring, before storing, when armed
         if results_dir is not None:
             store_result(result, results_dir, trial_id=trial_id, step=step,
                          base_model=self.evaluator.base_model, method=method)
         return {"metrics": result.flat(), "rows": result.metrics, "seconds": result.seconds}
+
+    def where(self) -> dict[str, Any]:
+        return placement()
 
     def logits(self, texts: list[str]) -> Any:
         """The base model's logits (for checks that adapters leave it untouched)."""
@@ -164,6 +176,15 @@ class _EvaluatorActor:
         enc = self.evaluator.tokenizer(texts, return_tensors="pt", padding=True)
         with torch.no_grad():
             return self.evaluator.model(**enc).logits
+
+
+def placement() -> dict[str, Any]:
+    """Where this actor runs: node id, GPU ids and the resources it holds (checked by placement tests)."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "resources": ctx.get_assigned_resources()}
 
 
 @dataclass(frozen=True)
@@ -186,10 +207,12 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
     common = dict(namespace=NAMESPACE, max_restarts=s.judge_max_restarts, max_task_retries=pool.request_retries)
     judges = {
         "safety": judge_cls.options(name=judge_name(sweep, "safety"), num_cpus=s.judge_resources.cpu,
-                                    num_gpus=s.judge_resources.gpu, get_if_exists=True, **common)
+                                    num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
+                                    get_if_exists=True, **common)
         .remote(list(s.judges), s.ensemble, s.judge_max_batch),
         "over_refusal": judge_cls.options(name=judge_name(sweep, "over_refusal"), num_cpus=s.judge_resources.cpu,
-                                          num_gpus=s.judge_resources.gpu, get_if_exists=True, **common)
+                                          num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
+                                          get_if_exists=True, **common)
         .remote([spec.over_refusal.judge], "any_unsafe", s.judge_max_batch),
     }
     ray.get([j.get_name.remote() for j in judges.values()])
@@ -200,6 +223,7 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
         pools[base] = [
             evaluator_cls.options(name=evaluator_name(sweep, base, i), namespace=NAMESPACE,
                                   num_cpus=pool.resources.cpu, num_gpus=pool.resources.gpu,
+                                  resources=dict(pool.resources.custom),
                                   max_restarts=pool.max_restarts, max_task_retries=pool.request_retries,
                                   get_if_exists=True).remote(spec_json, base, sweep)
             for i in range(pool.actors_per_model)

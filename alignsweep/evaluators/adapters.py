@@ -43,6 +43,8 @@ def attached(base: Any, adapter_dir: str | None) -> Iterator[Any]:
 
     if not (Path(adapter_dir) / "adapter_config.json").is_file():
         raise InputError(f"adapter {adapter_dir!r}: no adapter_config.json there")
+    if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():  # peft would fall back to a pickle
+        raise InputError(f"adapter {adapter_dir!r}: no adapter_model.safetensors (pickled adapters are refused)")
     model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
     model.eval()
     try:

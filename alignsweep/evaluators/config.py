@@ -30,8 +30,20 @@ def _data_source(value: str) -> str:
 
 
 class Resources(_Strict):
+    """What one actor asks of Ray. `custom` names cluster resources (e.g. `{judge: 1}`) to pin actors
+    to nodes that advertise them: nodes may share an IP, so `node:<ip>` cannot tell them apart."""
+
     cpu: float = Field(default=0.0, ge=0)
     gpu: float = Field(default=0.0, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if name.upper() in ("CPU", "GPU", "MEMORY", "OBJECT_STORE_MEMORY") or amount < 0:
+                raise ValueError(f"custom resource {name!r}: give cpu/gpu as their own fields, amounts >= 0")
+        return value
 
 
 class JudgeSpec(_Strict):

@@ -12,6 +12,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from alignsweep.faults import maybe_die
 from alignsweep.logs import quiet_libraries
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
@@ -32,6 +33,13 @@ def _evaluator_scores(plan: TrialPlan, checkpoint_dir: str, step: int, context: 
         sweep=plan.sweep,
         results_dir=context["results_dir"],
     )
+
+
+def _node_id() -> str:
+    """The Ray node this trial runs on (nodes of one machine share an IP, so the IP cannot tell)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def peft_trial(config: dict[str, Any]) -> None:
@@ -69,8 +77,10 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "total_params": total,
                 "variant_id": plan.variant_id,
                 "train_wall_s": time.time() - started,
+                "node_id": _node_id(),
             }
             if scorer is not None:
                 metrics.update(scorer(plan, tmp, trainer.state.step, context))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        maybe_die("trial")  # test-only: SIGKILL the trial's worker after a checkpoint, when armed
         losses = []

@@ -47,6 +47,7 @@ def _handle(args: argparse.Namespace) -> int:
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, method_of, store_result
 
     spec = _spec(args)
+    _preflight(args, spec)
     judge, judge_name, over, over_name = local_judges(spec)
     evaluator = Evaluator(spec, args.base, judge=judge, judge_name=judge_name,
                           over_refusal_judge=over, over_refusal_judge_name=over_name)
@@ -63,6 +64,17 @@ def _handle(args: argparse.Namespace) -> int:
         values = "  ".join(_fmt(f.get(key, math.nan)) for f in flats)
         print(f"  {key:<20} {values}")
     return 0
+
+
+def _preflight(args: argparse.Namespace, spec) -> None:
+    """Base, adapter (safetensors, same base architecture), data and results path, before any model loads."""
+    from alignsweep.engine.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
+
+    check_results_dir(args.results)
+    check_model(args.base)
+    if args.adapter:
+        check_adapter(args.adapter, args.base)
+    check_evaluation_data(spec)
 
 
 def _fmt(value: float) -> str:

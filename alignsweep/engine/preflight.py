@@ -1,0 +1,219 @@
+"""Checks that run before Ray starts and before anything is written: bad input fails in seconds.
+
+Why: a sweep discovers a bad model path, a pickled checkpoint, a tokenizer with no chat template or a
+malformed data row only inside a trial, minutes (on a cluster: a node start-up) later, as a trial
+error — and after the results directory was claimed. Here each becomes one `InputError` line
+(exit 2) naming the file, with nothing written. Only local files are inspected; hub ids are
+checked where they are loaded (offline machines cannot look them up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+from alignsweep.errors import InputError
+
+#: Free space a local results directory needs before a sweep starts (override: ALIGNSWEEP_MIN_FREE_MB).
+DEFAULT_MIN_FREE_MB = 256
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+# ---------------------------------------------------------------- results directory
+
+
+def check_results_dir(sweep_dir: str) -> None:
+    """The sweep directory can be created and written, with room to spare (local paths only)."""
+    if "://" in sweep_dir:
+        return
+    target = Path(sweep_dir)
+    existing = target
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"results path {sweep_dir!r}: {existing} is a file, not a directory")
+    probe = existing / f".alignsweep-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"results path {sweep_dir!r}: cannot write in {existing} ({exc.strerror or exc})") from None
+    need_mb = int(os.environ.get("ALIGNSWEEP_MIN_FREE_MB", DEFAULT_MIN_FREE_MB))
+    free_mb = shutil.disk_usage(existing).free // 2**20
+    if free_mb < need_mb:
+        raise InputError(f"results path {sweep_dir!r}: only {free_mb} MiB free on its file system, "
+                         f"need at least {need_mb} MiB (ALIGNSWEEP_MIN_FREE_MB)")
+
+
+# ---------------------------------------------------------------- weights
+
+
+def check_safetensors(path: Path) -> None:
+    """A complete safetensors file: header parses and the data section is exactly as long as it says.
+
+    Reads only the header, so a 16 GB shard costs microseconds; a truncated download fails here
+    instead of as an opaque error inside a trial.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise ValueError("shorter than its 8-byte header length")
+            (n,) = struct.unpack("<Q", raw)
+            if n > size - 8:
+                raise ValueError("header runs past the end of the file")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    if 8 + n + max(ends, default=0) != size:
+        raise InputError(f"{path}: truncated or corrupt safetensors file "
+                         f"({size} bytes, header describes {8 + n + max(ends, default=0)})")
+
+
+def check_weights(folder: Path, *, what: str, allow_unsafe_weights: bool = False) -> None:
+    """Safetensors weights present and whole; pickled ones refused unless the user opted in."""
+    safe = sorted(folder.glob("*.safetensors"))
+    for file in safe:
+        check_safetensors(file)
+    if safe:
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickled and not allow_unsafe_weights:
+        raise InputError(f"{what} {str(folder)!r}: only pickled weights ({pickled[0]}); alignsweep loads safetensors "
+                         "only — convert them, or set allow_unsafe_weights: true for this model")
+    if not pickled:
+        raise InputError(f"{what} {str(folder)!r}: no weights (*.safetensors) there")
+
+
+# ---------------------------------------------------------------- models
+
+
+def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False) -> None:
+    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template."""
+    from alignsweep.models.loading import resolve_model
+
+    model = resolve_model(ref)
+    if not model.is_local:
+        return
+    folder = Path(model.path)
+    cfg = _read_json(folder / "config.json", f"model path {ref!r}")
+    if cfg.get("auto_map") and not trust_remote_code:
+        raise InputError(f"model {ref!r}: its config needs custom code (auto_map); alignsweep runs no remote code "
+                         "unless the model sets trust_remote_code: true")
+    _require_causal_lm(ref, cfg)
+    check_weights(folder, what="model", allow_unsafe_weights=allow_unsafe_weights)
+    _require_chat_template(ref, model.path, trust_remote_code)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{what}: unreadable {path.name} ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what}: {path.name} is not a JSON object")
+    return data
+
+
+def _require_causal_lm(ref: str, cfg: dict[str, Any]) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as CAUSAL
+
+    model_type = cfg.get("model_type")
+    causal_classes = {c for v in CAUSAL.values() for c in ((v,) if isinstance(v, str) else v)}
+    archs = cfg.get("architectures") or []
+    if model_type not in CAUSAL or (archs and not any(a in causal_classes for a in archs)):
+        shown = archs[0] if archs else model_type
+        raise InputError(f"model {ref!r}: {shown!r} is not a causal language model (alignsweep fine-tunes causal LMs)")
+
+
+def _require_chat_template(ref: str, path: str, trust_remote_code: bool) -> None:
+    from alignsweep.models.loading import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 — any failure to load is the user's file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"model {ref!r}: cannot load its tokenizer ({first})") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"model {ref!r}: its tokenizer has no chat template (training and evaluation format chats "
+                         "with it); use an instruction-tuned model or add chat_template.jinja")
+
+
+# ---------------------------------------------------------------- adapters
+
+
+def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool = False) -> None:
+    """An adapter directory with safe weights, trained on a base of the same architecture as `base_ref`."""
+    from alignsweep.models.loading import resolve_model
+
+    folder = Path(adapter_dir)
+    if not folder.is_dir():
+        raise InputError(f"adapter {adapter_dir!r}: no such directory")
+    cfg = _read_json(folder / "adapter_config.json", f"adapter {adapter_dir!r}")
+    weights = [p for p in folder.iterdir() if p.name.startswith("adapter_model")]
+    if not any(p.suffix == ".safetensors" for p in weights):
+        if weights and not allow_unsafe_weights:
+            raise InputError(f"adapter {adapter_dir!r}: only pickled weights ({weights[0].name}); "
+                             "alignsweep loads safetensors adapters only")
+        if not weights:
+            raise InputError(f"adapter {adapter_dir!r}: no adapter_model.safetensors there")
+    for p in weights:
+        if p.suffix == ".safetensors":
+            check_safetensors(p)
+    base = resolve_model(base_ref)
+    trained_on = cfg.get("base_model_name_or_path")
+    if not base.is_local or not trained_on or not (Path(trained_on) / "config.json").is_file():
+        return  # nothing local to compare with; peft reports shape mismatches at load
+    mine = _read_json(Path(base.path) / "config.json", f"model {base_ref!r}")
+    theirs = _read_json(Path(trained_on) / "config.json", f"adapter {adapter_dir!r} base")
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
+    diff = [k for k in keys if mine.get(k) != theirs.get(k)]
+    if diff:
+        k = diff[0]
+        raise InputError(f"adapter {adapter_dir!r} was trained on a different base ({k} {theirs.get(k)!r}, "
+                         f"base {base_ref!r} has {mine.get(k)!r})")
+
+
+# ---------------------------------------------------------------- data
+
+
+def check_training_data(dataset: str, split: str, limit: int | None) -> None:
+    """Every training row (up to `limit`) parses into a conversation; errors name file:line."""
+    from alignsweep.trainables.data import load_conversations
+
+    load_conversations(dataset, split=split, limit=limit)
+
+
+def check_evaluation_data(eval_spec: Any) -> None:
+    """The evaluation sets and judge models the evaluators will load."""
+    from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts, load_overrefusal_prompts
+
+    if eval_spec.safety.enabled:
+        load_hazard_prompts(eval_spec.safety.data)
+        for judge in eval_spec.safety.judges:
+            if judge.model:
+                check_model(judge.model)
+    if eval_spec.fairness.enabled:
+        load_bbq(eval_spec.fairness.data)
+    if eval_spec.over_refusal.enabled:
+        load_overrefusal_prompts(eval_spec.over_refusal.data)
+
+
+def check_sweep_inputs(spec: Any, sweep_dir: str) -> None:
+    """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`."""
+    check_results_dir(sweep_dir)
+    for model in spec.models:
+        check_model(model.ref, trust_remote_code=model.trust_remote_code,
+                    allow_unsafe_weights=model.allow_unsafe_weights)
+    check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples)
+    eval_spec = spec.evaluation_spec()
+    if eval_spec is not None:
+        check_evaluation_data(eval_spec)
