@@ -1,0 +1,284 @@
+"""The bad-input catalogue (docs/bad-input.md): each malformed input is one line, exit 2, nothing written.
+
+These run the real CLI in-process with real files; no Ray starts, because every check here runs
+before it (engine.preflight). Spec-field errors live in tests/test_config.py and are counted there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alignsweep.engine.cli import main
+
+SPEC = """\
+name: bad
+models: [{model}]
+methods: {{lora: {{r: [2]}}}}
+training: {{max_steps: 2, eval_interval: 2, batch_size: 2, max_examples: 4, dataset: {dataset}}}
+scheduler: {{name: none}}
+{extra}
+"""
+
+
+def tree(path: Path) -> dict[str, int]:
+    """Every file under `path` with its size: the 'nothing written' witness."""
+    return {str(p.relative_to(path)): p.stat().st_size for p in path.rglob("*")} if path.exists() else {}
+
+
+def expect_bad_input(argv: list[str], pattern: str, watch: Path, capsys: pytest.CaptureFixture) -> str:
+    """Run the CLI; assert exit 2, exactly one `alignsweep: error:` line matching, and `watch` unchanged."""
+    before = tree(watch)
+    existed = watch.exists()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("alignsweep: error: ")
+    assert pytest.importorskip("re").search(pattern, err), err
+    assert watch.exists() == existed and tree(watch) == before
+    return err
+
+
+def spec_file(tmp_path: Path, model: str = "tiny:llama", dataset: str = "bundled", extra: str = "") -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SPEC.format(model=json.dumps(model), dataset=json.dumps(dataset), extra=textwrap.dedent(extra)))
+    return path
+
+
+def run_argv(spec: Path, results: Path) -> list[str]:
+    return ["run", str(spec), "--results", str(results), "--num-cpus", "1"]
+
+
+@pytest.fixture()
+def model_copy(tiny_paths: Mapping[str, Path], tmp_path: Path) -> Path:
+    """A private copy of the tiny llama directory to break."""
+    return Path(shutil.copytree(tiny_paths["llama"], tmp_path / "model"))
+
+
+# ---------------------------------------------------------------- models
+
+
+def _edit_config(model: Path, **changes: Any) -> None:
+    cfg = json.loads((model / "config.json").read_text())
+    cfg.update(changes)
+    (model / "config.json").write_text(json.dumps(cfg))
+
+
+def _no_chat_template(model: Path) -> None:
+    (model / "chat_template.jinja").unlink()
+    cfg = json.loads((model / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    (model / "tokenizer_config.json").write_text(json.dumps(cfg))
+
+
+def _pickled_weights(model: Path) -> None:
+    (model / "model.safetensors").rename(model / "pytorch_model.bin")
+
+
+def _truncate(file: Path) -> None:
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
+
+
+MODEL_CASES = {
+    "not_causal_lm": (lambda m: _edit_config(m, model_type="bert", architectures=["BertForMaskedLM"]),
+                      r"'BertForMaskedLM' is not a causal language model"),
+    "no_chat_template": (_no_chat_template, r"tokenizer has no chat template"),
+    "pickled_weights": (_pickled_weights, r"only pickled weights \(pytorch_model.bin\).*allow_unsafe_weights"),
+    "truncated_safetensors": (lambda m: _truncate(m / "model.safetensors"), r"model.safetensors: truncated or corrupt"),
+    "remote_code": (lambda m: _edit_config(m, auto_map={"AutoModelForCausalLM": "evil.Model"}),
+                    r"needs custom code \(auto_map\).*trust_remote_code"),
+    "unreadable_config": (lambda m: (m / "config.json").write_text("{not json"), r"unreadable config.json"),
+    "no_weights": (lambda m: (m / "model.safetensors").unlink(), r"no weights \(\*.safetensors\)"),
+    "no_tokenizer": (lambda m: [(m / f).unlink() for f in ("tokenizer.json", "tokenizer_config.json")],
+                     r"cannot load its tokenizer|no chat template"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_CASES))
+def test_broken_model_directory(case: str, model_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    breaker, pattern = MODEL_CASES[case]
+    breaker(model_copy)
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, str(model_copy)), results), pattern, results, capsys)
+
+
+@pytest.mark.parametrize(("model", "pattern"), [
+    ("/nonexistent/alignsweep-model", r"no config.json there"),
+    ("tiny:falcon", r"unknown tiny model 'tiny:falcon'"),
+    ("not a model!", r"neither a local path, a hub id"),
+])
+def test_model_reference_that_resolves_to_nothing(model: str, pattern: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, model), results), pattern, results, capsys)
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize(("lines", "pattern"), [
+    (['{"instruction": "hi", "output": "hello"}', '{"instruction": "broken'], r"data.jsonl:2: not valid JSON"),
+    (['{"instruction": "hi", "output": "hello"}', '{"question_text": "x", "reply": "y"}'],
+     r"data.jsonl:2: row needs 'messages', or one of instruction/prompt/question"),
+    (['{"messages": [{"role": "user", "content": "hi"}]}'], r"data.jsonl:1: the last message must be the assistant's"),
+    ([], r"training dataset has no rows"),
+])
+def test_training_dataset_rows(lines: list[str], pattern: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, dataset=str(data)), results), pattern, results, capsys)
+
+
+def test_training_dataset_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, dataset=str(tmp_path / "nope.jsonl")), results),
+                     r"nope.jsonl'?: file not found", results, capsys)
+
+
+def _bbq_two_unknowns(path: Path) -> str:
+    from alignsweep.evaluators.datasets import _bundled_path
+
+    row = json.loads(_bundled_path("bbq_items.jsonl").read_text().splitlines()[0])
+    row["answer_info"]["ans0"] = ["Cannot be determined", "unknown"]
+    good = _bundled_path("bbq_items.jsonl").read_text().splitlines()[1]
+    path.write_text(good + "\n" + json.dumps(row) + "\n")
+    return f"fairness: {{data: {json.dumps(str(path))}}}"
+
+
+def _hazard_no_prompt(path: Path) -> str:
+    path.write_text('{"prompt_id": "a", "category": "S1", "prompt": "x"}\n{"prompt_id": "b", "category": "S2"}\n')
+    return f"safety: {{data: {json.dumps(str(path))}}}"
+
+
+def _overrefusal_bad_label(path: Path) -> str:
+    path.write_text('{"prompt": "How do I kill a python process?", "category": "S1", "label": "maybe"}\n')
+    return f"over_refusal: {{data: {json.dumps(str(path))}}}"
+
+
+@pytest.mark.parametrize(("make", "pattern"), [
+    (_bbq_two_unknowns, r"bbq.jsonl:2: expected exactly one 'unknown' answer in answer_info, found 2"),
+    (_hazard_no_prompt, r"bbq.jsonl:2: no prompt column"),
+    (_overrefusal_bad_label, r"bbq.jsonl:1: label must be 'safe' or 'unsafe', not 'maybe'"),
+])
+def test_evaluation_data_rows(make: Any, pattern: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    section = make(tmp_path / "bbq.jsonl")
+    spec = spec_file(tmp_path, extra=f"evaluation: {{{section}}}\n")
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec, results), pattern, results, capsys)
+
+
+def test_custom_resource_named_like_a_builtin(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    spec = spec_file(tmp_path, extra="evaluation: {safety: {judge_resources: {custom: {GPU: 1}}}}\n")
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec, results), r"evaluation.safety.judge_resources.custom: custom resource 'GPU'",
+                     results, capsys)
+
+
+def test_yaml_with_python_tags_is_refused_not_executed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    marker = tmp_path / "pwned"
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\nmodels: [tiny:llama]\nmethods: [lora]\n")
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec, results), r"sweep.yaml:1: invalid YAML: could not determine a constructor", results,
+                     capsys)
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- results directory
+
+
+def test_results_dir_of_another_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    (results / "bad").mkdir(parents=True)
+    (results / "bad" / "sweep.yaml").write_text("name: bad\nseed: 7\n")  # a different spec under the same name
+    expect_bad_input(run_argv(spec_file(tmp_path), results), r"holds a different spec for sweep 'bad'.*alignsweep resume",
+                     results, capsys)
+
+
+def test_results_dir_that_is_not_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    (results / "bad").mkdir(parents=True)
+    (results / "bad" / "notes.txt").write_text("mine")
+    expect_bad_input(run_argv(spec_file(tmp_path), results), r"exists and is not an alignsweep sweep directory",
+                     results, capsys)
+
+
+def test_results_path_below_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    expect_bad_input(run_argv(spec_file(tmp_path), blocker / "results"), r"is a file, not a directory", blocker, capsys)
+
+
+def test_results_path_unwritable(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # /proc refuses new files even to root (chmod would not stop root), so this is a real unwritable path
+    results = Path("/proc/alignsweep-results")
+    expect_bad_input(run_argv(spec_file(tmp_path), results), r"cannot write in /proc", results, capsys)
+
+
+def test_results_path_without_free_space(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as sh
+
+    free_mb = sh.disk_usage(tmp_path).free // 2**20
+    monkeypatch.setenv("ALIGNSWEEP_MIN_FREE_MB", str(free_mb * 4 + 1))  # more than the disk holds
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path), results), r"MiB free on its file system, need at least", results,
+                     capsys)
+
+
+def test_resume_of_a_directory_that_is_not_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "results" / "x"
+    folder.mkdir(parents=True)
+    expect_bad_input(["resume", str(folder)], r"not a sweep directory \(no sweep.yaml\)", folder, capsys)
+
+
+# ---------------------------------------------------------------- adapters (alignsweep audit)
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_paths: Mapping[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A real LoRA adapter per family, saved by peft (safetensors)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = {}
+    for family in ("llama", "qwen2"):
+        base = AutoModelForCausalLM.from_pretrained(str(tiny_paths[family]))
+        model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+        folder = tmp_path_factory.mktemp(f"adapter-{family}")
+        model.save_pretrained(folder)
+        out[family] = folder
+    return out
+
+
+def _audit(adapter: Path, results: Path) -> list[str]:
+    return ["audit", "--base", "tiny:llama", "--adapter", str(adapter), "--limit", "1", "--results", str(results)]
+
+
+def test_adapter_of_another_base(adapters: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "audit"
+    expect_bad_input(_audit(adapters["qwen2"], results),
+                     r"was trained on a different base \(model_type 'qwen2', base 'tiny:llama' has 'llama'\)",
+                     results, capsys)
+
+
+@pytest.mark.parametrize(("breaker", "pattern"), [
+    (lambda a: (a / "adapter_model.safetensors").rename(a / "adapter_model.bin"), r"only pickled weights \(adapter_model.bin\)"),
+    (lambda a: _truncate(a / "adapter_model.safetensors"), r"adapter_model.safetensors: truncated or corrupt"),
+    (lambda a: (a / "adapter_config.json").unlink(), r"unreadable adapter_config.json"),
+    (lambda a: shutil.rmtree(a), r"no such directory"),
+])
+def test_broken_adapter(breaker: Any, pattern: str, adapters: dict[str, Path], tmp_path: Path,
+                        capsys: pytest.CaptureFixture) -> None:
+    adapter = Path(shutil.copytree(adapters["llama"], tmp_path / "adapter"))
+    breaker(adapter)
+    results = tmp_path / "audit"
+    expect_bad_input(_audit(adapter, results), pattern, results, capsys)
