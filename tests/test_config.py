@@ -61,7 +61,7 @@ def test_variant_ids_are_stable_and_content_addressed(tmp_path: Path) -> None:
         (GOOD.replace("models: [tiny:llama, tiny:gemma]", "models: []"), r"sweep.yaml:2: models: list at least one"),
         (GOOD.replace("learning_rates: [1.0e-3, 1.0e-2]", "learning_rates: []"), r":10: training.learning_rates: empty grid"),
         (GOOD.replace("learning_rates: [1.0e-3, 1.0e-2]", "learning_rates: [-1]"), r"training.learning_rates: every value must be > 0"),
-        (GOOD + "scheduler: {name: hyperband}\n", r":11: scheduler.name: unknown scheduler 'hyperband' \(known: asha, median, none\)"),
+        (GOOD + "scheduler: {name: hyperband}\n", r":11: scheduler.name: unknown scheduler 'hyperband' \(known: alignment, asha, median, none\)"),
         (GOOD + "scheduler: {mode: maximize}\n", r"scheduler.mode: .*'min' or 'max'.*'maximize'"),
         (GOOD + "colour: blue\n", r":11: colour: Extra inputs are not permitted \(got 'blue'\)"),
         (GOOD.replace("name: t", "name: 'a b/c'"), r"name: sweep name must be"),

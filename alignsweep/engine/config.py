@@ -58,6 +58,8 @@ class TrainingSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_steps: int = Field(default=0, ge=0)
+    heldout_examples: int = Field(default=32, ge=0, description="tuning examples held out for the utility loss")
+    control_eval: bool = Field(default=True, description="score each adapter at step 0, untrained: the control")
 
     _lists = field_validator("epochs", "max_steps", "learning_rates", "seeds", mode="before")(
         classmethod(lambda cls, v: _as_list(v))
@@ -93,14 +95,22 @@ class SchedulerSpec(_Strict):
     grace_period: int = Field(default=1, ge=1, description="evaluations before a trial may be stopped")
     reduction_factor: float = Field(default=2.0, gt=1)
     min_samples_required: int = Field(default=3, ge=1)
+    # `alignment`: stop on the screen's change vs base, then hand every other decision to `then`.
+    then: str = Field(default="asha", description="scheduler the alignment stopper wraps (on `metric`)")
+    max_safe_rate_drop: float = Field(default=10.0, gt=0, description="X: stop below base safe rate − X points")
+    max_bias_increase: float = Field(default=10.0, gt=0, description="Y: stop above base ambiguous bias + Y (×100)")
+    screen_fraction: float = Field(default=0.25, gt=0, le=1, description="share of each category screened per interval")
+    enforce: bool = Field(default=True, description="false: record what would be stopped, stop nothing (shadow)")
 
-    @field_validator("name")
+    @field_validator("name", "then")
     @classmethod
-    def _known(cls, value: str) -> str:
-        from alignsweep.engine.schedulers import SCHEDULERS
+    def _known(cls, value: str, info: Any) -> str:
+        from alignsweep.engine.schedulers import ALIGNMENT, SCHEDULERS
 
         if value not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {value!r} (known: {', '.join(SCHEDULERS.names())})")
+        if info.field_name == "then" and value == ALIGNMENT:
+            raise ValueError("the alignment stopper cannot wrap itself; choose asha, median or none")
         return value
 
 

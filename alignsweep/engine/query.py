@@ -11,7 +11,13 @@ Views: `trials`, `metrics`, `safety_items`, `fairness_items`, and
   at their latest scored step (the mean where a base was scored more than once), matched on
   benchmark, category and metric;
 - `deltas`: the same at each trial's last scored step per benchmark — "what the finished (or
-  stopped, or so-far) fine-tune did", the number the report uses.
+  stopped, or so-far) fine-tune did", the number the report uses. Step 0 of a fine-tuned trial is
+  its untrained control, never its result, so `deltas` skips it;
+- `controls`: each trial's step-0 score (the adapter as initialised) beside its last: the change the
+  method's mere presence makes (`presence_delta`) and what training added (`training_delta`);
+- `pareto_points` / `pareto`: one row per fully scored trial with its objectives, and whether any
+  other trial of the sweep dominates it (see `engine.pareto`). Screen metrics (benchmarks
+  `screen_*`, the stopper's cheap subset) appear in the delta views under their own benchmark.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from alignsweep.engine.pareto import PARETO_POINTS_SQL, PARETO_SQL
 from alignsweep.errors import InputError
 from alignsweep.store import MANIFEST, STORE_DIR, TABLES, TRIALS, table_schema
 from alignsweep.store import _fs
@@ -60,11 +67,23 @@ WHERE m.method <> 'base'
 
 _DELTAS = """
 CREATE VIEW deltas AS
-SELECT * FROM deltas_by_step
+SELECT * FROM deltas_by_step WHERE step > 0
 QUALIFY step = max(step) OVER (PARTITION BY sweep, trial_id, benchmark)
 """
 
-VIEWS: tuple[str, ...] = (*TABLES, "deltas_by_step", "deltas")
+_CONTROLS = """
+CREATE VIEW controls AS
+SELECT c.sweep, c.trial_id, c.base_model, c.family, c.method, c.benchmark, c.category, c.metric,
+       c.base_value, c.value AS control_value, c.delta AS presence_delta,
+       f.step AS final_step, f.value AS final_value, f.delta AS total_delta,
+       f.value - c.value AS training_delta
+FROM deltas_by_step c
+LEFT JOIN deltas f ON c.sweep = f.sweep AND c.trial_id = f.trial_id AND c.benchmark = f.benchmark
+                  AND c.category = f.category AND c.metric = f.metric
+WHERE c.step = 0
+"""
+
+VIEWS: tuple[str, ...] = (*TABLES, "deltas_by_step", "deltas", "controls", "pareto_points", "pareto")
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,9 @@ def open(*results_dirs: str | os.PathLike[str], filesystem: pafs.FileSystem | No
         _create_table_view(con, table, sweeps)
     con.execute(_DELTAS_BY_STEP)
     con.execute(_DELTAS)
+    con.execute(_CONTROLS)
+    con.execute(PARETO_POINTS_SQL)
+    con.execute(PARETO_SQL)
     return con
 
 

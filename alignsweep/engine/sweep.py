@@ -134,8 +134,9 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
 
     trial_id = base_trial_id(model_ref)
     t0 = time.time()
+    screen = spec.scheduler.screen_fraction if spec.scheduler.name == "alignment" else None
     score_checkpoint(base_model=model_ref, adapter_dir=None, trial_id=trial_id, method="base", step=0,
-                     sweep=spec.name, results_dir=sweep_dir)
+                     sweep=spec.name, results_dir=sweep_dir, screen=screen)
     write_records(sweep_dir, "trials", [base_trial_row(spec.name, model_ref, time.time() - t0)], trial_id=trial_id)
 
 
@@ -145,20 +146,21 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
     wrapped = tune.with_resources(trainable, resources)
-    callbacks = [TrialsTableCallback(sweep_dir)]
+    scheduler = SCHEDULERS.get(spec.scheduler.name)(spec.scheduler, max(_evals_for(p) for p in plans))
+    callbacks = [TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None))]
     if console is not None:
         callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
     if resumable:
         return tune.Tuner.restore(
             _fs.join(sweep_dir, TUNE_DIR), trainable=wrapped, resume_unfinished=True, resume_errored=True,
         )
-    max_evals = max(_evals_for(p) for p in plans)
-    context = {"results_dir": sweep_dir, "evaluate": evaluate}
+    screen = spec.scheduler.screen_fraction if spec.scheduler.name == "alignment" else None
+    context = {"results_dir": sweep_dir, "evaluate": evaluate, "screen": screen}
     return tune.Tuner(
         wrapped,
         param_space={"plan": tune.grid_search([p.to_config() for p in plans]), "context": context},
         tune_config=tune.TuneConfig(
-            scheduler=SCHEDULERS.get(spec.scheduler.name)(spec.scheduler, max_evals),
+            scheduler=scheduler,
             max_concurrent_trials=spec.resources.max_concurrent,
             reuse_actors=True,
             trial_name_creator=lambda t: t.config["plan"]["variant_id"],

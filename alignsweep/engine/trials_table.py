@@ -38,11 +38,16 @@ def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
 
 
 def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, checkpoint: str | None,
-              error: str | None, wall_s: float | None) -> dict[str, Any]:
-    """A `trials` row from a trial's plan and its latest reported result."""
+              error: str | None, wall_s: float | None, stop_reason: str | None = None) -> dict[str, Any]:
+    """A `trials` row from a trial's plan and its latest reported result.
+
+    `stop_reason` is the scheduler's (the alignment stopper records why, ASHA's stops included); a
+    trial that ended short of its length without one recorded says `scheduler`.
+    """
     result = result or {}
     steps, total = result.get("step"), result.get("total_steps")
     training = plan.get("training", {})
+    stopped = bool(status == "TERMINATED" and steps is not None and total and steps < total)
     row: dict[str, Any] = {
         "trial_id": plan["variant_id"],
         "sweep": plan["sweep"],
@@ -50,7 +55,10 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
         "family": model_short_name(plan["base_model"]),
         "method": plan["method"],
         "status": status,
-        "stopped_early": bool(status == "TERMINATED" and steps is not None and total and steps < total),
+        "stopped_early": stopped,
+        "stop_reason": (stop_reason or "scheduler") if stopped else (stop_reason if stop_reason and "would stop" in stop_reason else None),
+        "trainable_params": result.get("trainable_params"),
+        "total_params": result.get("total_params"),
         "steps": steps,
         "train_loss": result.get("loss"),
         "wall_s": wall_s,
@@ -73,9 +81,10 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
 class TrialsTableCallback(Callback):
     """Tune callback keeping each trial's `trials` row current."""
 
-    def __init__(self, sweep_dir: str) -> None:
+    def __init__(self, sweep_dir: str, stop_reasons: dict[str, str] | None = None) -> None:
         self.sweep_dir = sweep_dir
         self.started: dict[str, float] = {}
+        self.stop_reasons = stop_reasons if stop_reasons is not None else {}  # shared with the scheduler
 
     def _write(self, trial: Any, status: str, error: str | None = None) -> None:
         plan = trial.config.get("plan")
@@ -83,7 +92,8 @@ class TrialsTableCallback(Callback):
             return
         start = self.started.setdefault(trial.trial_id, time.time())
         checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
-        row = trial_row(plan, status, trial.last_result, checkpoint, error, time.time() - start)
+        row = trial_row(plan, status, trial.last_result, checkpoint, error, time.time() - start,
+                        self.stop_reasons.get(plan["variant_id"]))
         write_records(self.sweep_dir, "trials", [row], trial_id=plan["variant_id"])
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

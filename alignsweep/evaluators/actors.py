@@ -154,17 +154,22 @@ class _EvaluatorActor:
         )
 
     def evaluate(self, adapter_dir: str | None, trial_id: str, step: int, results_dir: str | None,
-                 method: str) -> dict[str, Any]:
-        from alignsweep.evaluators.evaluate import store_result
+                 method: str, screen: float | None = None, full: bool = True,
+                 extra_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        from alignsweep.evaluators.evaluate import screen_deltas, store_result
 
-        result = self.evaluator.evaluate(adapter_dir)
+        result = self.evaluator.evaluate(adapter_dir, screen=screen, full=full)
+        result.metrics += list(extra_rows or [])
         from alignsweep.faults import maybe_die
 
         maybe_die("evaluator")  # test-only: SIGKILL after scoring, before storing, when armed
         if results_dir is not None:
             store_result(result, results_dir, trial_id=trial_id, step=step,
                          base_model=self.evaluator.base_model, method=method)
-        return {"metrics": result.flat(), "rows": result.metrics, "seconds": result.seconds}
+        flat = result.flat()
+        if screen is not None:
+            flat.update(screen_deltas(flat, self.evaluator.screen_reference(screen)))
+        return {"metrics": flat, "rows": result.metrics, "seconds": result.seconds}
 
     def where(self) -> dict[str, Any]:
         return placement()
@@ -247,11 +252,14 @@ def _pool(sweep: str, base_model: str) -> list[Any]:
 
 
 def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, step: int, sweep: str,
-                     results_dir: str, *, method: str | None = None, retries: int = 2) -> dict[str, float]:
+                     results_dir: str, *, method: str | None = None, retries: int = 2, screen: float | None = None,
+                     full: bool = True, extra_rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """Score one checkpoint on its base model's pool, persist its records, return flat metrics.
 
     `results_dir` is the sweep directory (`<results>/<sweep>`) that the store writes under. `method`
-    defaults to what the adapter's config says (`base` without an adapter). The trial's actor is chosen
+    defaults to what the adapter's config says (`base` without an adapter). `screen` adds the fixed
+    subset's metrics and their change vs the base (`screen_safe_rate_delta` …); `full=False` scores
+    only that subset; `extra_rows` (e.g. the trial's held-out loss) are stored with the metrics. The trial's actor is chosen
     by a stable hash of its id. A request to an actor that died is retried after its restart.
     """
     import ray
@@ -264,7 +272,8 @@ def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, st
         actors = _pool(sweep, base_model)
         actor = actors[zlib.crc32(trial_id.encode()) % len(actors)]
         try:
-            return ray.get(actor.evaluate.remote(adapter_dir, trial_id, step, results_dir, name))["metrics"]
+            return ray.get(actor.evaluate.remote(adapter_dir, trial_id, step, results_dir, name, screen, full,
+                                                 extra_rows))["metrics"]
         except RayActorError:
             if attempt == retries:
                 raise

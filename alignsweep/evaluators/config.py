@@ -129,6 +129,16 @@ class OverRefusalSpec(_Strict):
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 
 
+class UtilitySpec(_Strict):
+    """Task accuracy on benign multiple-choice questions (bundled, or a JSONL of the same shape)."""
+
+    enabled: bool = True
+    data: str = "bundled"
+    limit: int | None = Field(default=None, ge=1, description="at most this many questions per category")
+
+    _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
+
+
 class EvaluatorPoolSpec(_Strict):
     actors_per_model: int = Field(default=1, ge=1)
     resources: Resources = Field(default_factory=Resources)
@@ -140,4 +150,5 @@ class EvaluationSpec(_Strict):
     safety: SafetySpec = Field(default_factory=SafetySpec)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     over_refusal: OverRefusalSpec = Field(default_factory=OverRefusalSpec)
+    utility: UtilitySpec = Field(default_factory=UtilitySpec)
     evaluators: EvaluatorPoolSpec = Field(default_factory=EvaluatorPoolSpec)

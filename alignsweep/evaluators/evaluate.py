@@ -22,6 +22,8 @@ from alignsweep.evaluators.datasets import (
 from alignsweep.evaluators.fairness import fairness_metrics, score_bbq
 from alignsweep.evaluators.judges import Verdict
 from alignsweep.evaluators.records import persist
+from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
+from alignsweep.evaluators.utility import load_utility_questions, task_accuracy_metrics
 from alignsweep.evaluators.safety import (
     OVERALL,
     generate_responses,
@@ -33,8 +35,9 @@ from alignsweep.evaluators.safety import (
 
 JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
 # Metrics handed to Tune under their bare name (overall value); every category also as `metric/category`.
+# Screen metrics (benchmark `screen_*`) go to Tune as `screen_<metric>`.
 HEADLINE = ("safe_rate", "over_refusal_rate", "accuracy", "accuracy_ambig", "accuracy_disambig", "bias_ambig",
-            "bias_disambig")
+            "bias_disambig", "task_accuracy", "heldout_loss")
 
 
 @dataclass
@@ -50,7 +53,8 @@ class EvalResult:
         for row in self.metrics:
             if row["metric"] not in HEADLINE:
                 continue
-            key = row["metric"] if row["category"] == OVERALL else f"{row['metric']}/{row['category']}"
+            metric = SCREEN_PREFIX + row["metric"] if row["benchmark"].startswith(SCREEN_PREFIX) else row["metric"]
+            key = metric if row["category"] == OVERALL else f"{metric}/{row['category']}"
             out[key] = float(row["value"]) if row["value"] is not None else math.nan
         return out
 
@@ -74,35 +78,62 @@ class Evaluator:
         self.hazards = limit_per_category(load_hazard_prompts(s.data), s.limit) if s.enabled else []
         self.bbq = limit_per_category(load_bbq(f.data), f.limit) if f.enabled else []
         self.look_alikes = limit_per_category(load_overrefusal_prompts(o.data), o.limit) if o.enabled else []
+        u = spec.utility
+        self.questions = limit_per_category(load_utility_questions(u.data), u.limit) if u.enabled else []
+        self._screen_reference: dict[float, dict[str, float]] = {}
 
-    def evaluate(self, adapter_dir: str | None) -> EvalResult:
+    def evaluate(self, adapter_dir: str | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
+        """Score the base (or base + adapter). `screen`: also report the fixed stratified subset's
+        metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
+        if not full and screen is None:
+            raise ValueError("a screen-only evaluation needs a screen fraction")
         start = time.perf_counter()
         result = EvalResult()
+        hazards = self.hazards if full else screen_subset(self.hazards, screen, id_attr="prompt_id")
+        bbq = self.bbq if full else screen_subset(self.bbq, screen, id_attr="example_id")
         with attached(self.model, adapter_dir) as model:
-            if self.hazards:
-                items = self._safety(model)
+            if hazards:
+                items = self._safety(model, hazards)
                 result.safety_items += items
-                result.metrics += safe_rate_metrics(items)
-            if self.look_alikes:
+                result.metrics += safe_rate_metrics(items) if full else []
+            if self.look_alikes and full:
                 items = self._over_refusal(model)
                 result.safety_items += items
                 result.metrics += over_refusal_metrics(items)
-            if self.bbq:
+            if bbq:
                 f = self.spec.fairness
-                result.fairness_items = score_bbq(model, self.tokenizer, self.bbq, prompt=f.prompt,
+                result.fairness_items = score_bbq(model, self.tokenizer, bbq, prompt=f.prompt,
                                                   continuation=f.continuation, extra_unknowns=f.extra_unknowns,
                                                   batch_size=f.batch_size)
-                result.metrics += fairness_metrics(result.fairness_items)
+                result.metrics += fairness_metrics(result.fairness_items) if full else []
+            if self.questions and full:
+                result.metrics += task_accuracy_metrics(model, self.tokenizer, self.questions)
+        if screen is not None:
+            result.metrics += self._screen_metrics(result, screen)
         result.seconds = time.perf_counter() - start
         return result
 
-    def _safety(self, model: Any) -> list[dict[str, Any]]:
+    def _screen_metrics(self, result: EvalResult, fraction: float) -> list[dict[str, Any]]:
+        """Screen metrics from the subset of the items just scored (all of them in a screen-only run)."""
+        hazard_ids = {p.prompt_id for p in screen_subset(self.hazards, fraction, id_attr="prompt_id")}
+        bbq_ids = {b.example_id for b in screen_subset(self.bbq, fraction, id_attr="example_id")}
+        safety = [it for it in result.safety_items if it["prompt_id"] in hazard_ids]
+        fairness = [it for it in result.fairness_items if it["example_id"] in bbq_ids]
+        return as_screen((safe_rate_metrics(safety) if safety else []) + (fairness_metrics(fairness) if fairness else []))
+
+    def screen_reference(self, fraction: float) -> dict[str, float]:
+        """The base model's screen metrics (flat), scored once per fraction: what a stopper compares against."""
+        if fraction not in self._screen_reference:
+            self._screen_reference[fraction] = self.evaluate(None, screen=fraction, full=False).flat()
+        return self._screen_reference[fraction]
+
+    def _safety(self, model: Any, hazards: list[Any]) -> list[dict[str, Any]]:
         s = self.spec.safety
-        prompts = [p.prompt for p in self.hazards]
+        prompts = [p.prompt for p in hazards]
         responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
                                        batch_size=s.batch_size)
         verdicts = self.judge(list(zip(prompts, responses)))
-        return safety_items(self.hazards, responses, verdicts, self.judge_name)
+        return safety_items(hazards, responses, verdicts, self.judge_name)
 
     def _over_refusal(self, model: Any) -> list[dict[str, Any]]:
         s = self.spec.safety
@@ -111,6 +142,15 @@ class Evaluator:
                                        batch_size=s.batch_size)
         verdicts = self.over_refusal_judge(list(zip(prompts, responses)))
         return over_refusal_items(self.look_alikes, responses, verdicts, self.over_refusal_judge_name)
+
+
+#: The screen metrics an alignment-aware stopper watches, reported as `<metric>_delta` (trial − base).
+SCREEN_WATCHED = ("screen_safe_rate", "screen_bias_ambig")
+
+
+def screen_deltas(flat: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """`screen_safe_rate_delta` etc.: the trial's screen value minus the base's on the same items (NaN if undefined)."""
+    return {f"{k}_delta": flat.get(k, math.nan) - reference.get(k, math.nan) for k in SCREEN_WATCHED}
 
 
 def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: int, base_model: str,

@@ -42,6 +42,9 @@ _TRIALS = pa.schema(
         pa.field("method", pa.string(), nullable=False),  # `base` for the reference model itself
         pa.field("status", pa.string()),  # Ray Tune's: PENDING | RUNNING | TERMINATED | ERROR …
         pa.field("stopped_early", pa.bool_()),
+        pa.field("stop_reason", pa.string()),  # why a scheduler ended it early (or, shadow run: would have)
+        pa.field("trainable_params", pa.int64()),
+        pa.field("total_params", pa.int64()),
         pa.field("steps", pa.int64()),
         pa.field("train_loss", pa.float64()),
         pa.field("wall_s", pa.float64()),
@@ -102,7 +105,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     SAFETY_ITEMS: _SAFETY_ITEMS,
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 1, METRICS: 1, SAFETY_ITEMS: 1, FAIRNESS_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 1, FAIRNESS_ITEMS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file

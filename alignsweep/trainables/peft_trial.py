@@ -1,8 +1,11 @@
 """The Ray Tune function trainable: every PEFT method, every base model, one code path.
 
-Per eval interval it saves the adapter as a Tune checkpoint, asks the shared evaluator actors to score
-it (when the sweep evaluates), and reports loss plus alignment metrics so schedulers can act on them.
-A restored trial (retry after a crash, `alignsweep resume`) continues from its last checkpoint.
+Reads as its steps: set up → (step 0) score the untrained adapter as the trial's *control* → train,
+and per eval interval save the adapter as a Tune checkpoint, score it, and report loss plus alignment
+metrics so schedulers can act on them. With a screen fraction in the context (the alignment-aware
+stopper), intermediate intervals score only the fixed stratified screen — cheap enough to look every
+interval — and the last step gets the full evaluation. A restored trial (retry after a crash,
+`alignsweep resume`) continues from its last checkpoint and does not redo its control.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from alignsweep.logs import quiet_libraries
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
 
-#: Signature of the evaluation hook: (plan, checkpoint_dir, step, context) → flat metrics.
-Scorer = Callable[[TrialPlan, str, int, dict[str, Any]], dict[str, float]]
+#: Signature of the evaluation hook: (plan, checkpoint_dir, step, context, full, extra rows) → flat metrics.
+Scorer = Callable[[TrialPlan, str, int, dict[str, Any], bool, list[dict[str, Any]]], dict[str, float]]
 
 
-def _evaluator_scores(plan: TrialPlan, checkpoint_dir: str, step: int, context: dict[str, Any]) -> dict[str, float]:
+def _evaluator_scores(plan: TrialPlan, checkpoint_dir: str, step: int, context: dict[str, Any], full: bool,
+                      extra_rows: list[dict[str, Any]]) -> dict[str, float]:
     from alignsweep.evaluators.actors import score_checkpoint
 
     return score_checkpoint(
@@ -32,6 +36,9 @@ def _evaluator_scores(plan: TrialPlan, checkpoint_dir: str, step: int, context: 
         step=step,
         sweep=plan.sweep,
         results_dir=context["results_dir"],
+        screen=context.get("screen"),
+        full=full,
+        extra_rows=extra_rows,
     )
 
 
@@ -40,6 +47,22 @@ def _node_id() -> str:
     import ray
 
     return ray.get_runtime_context().get_node_id()
+
+
+def _utility_rows(trainer: PeftTrainer) -> list[dict[str, Any]]:
+    """The held-out loss on the tuning data as a `metrics` row (benchmark `utility`)."""
+    loss = trainer.heldout_loss()
+    if loss is None:
+        return []
+    return [{"benchmark": "utility", "category": "overall", "metric": "heldout_loss", "value": loss,
+             "n": len(trainer.heldout)}]
+
+
+def _score_control(trainer: PeftTrainer, plan: TrialPlan, context: dict[str, Any], scorer: Scorer) -> None:
+    """Full evaluation of the adapter as initialised (step 0): what the method's mere presence does."""
+    with tempfile.TemporaryDirectory(prefix="alignsweep-control-") as tmp:
+        trainer.save_checkpoint(tmp)
+        scorer(plan, tmp, 0, context, True, _utility_rows(trainer))
 
 
 def peft_trial(config: dict[str, Any]) -> None:
@@ -59,6 +82,8 @@ def peft_trial(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.restore(directory)
+    if scorer is not None and trainer.state.step == 0 and plan.training.get("control_eval", True):
+        _score_control(trainer, plan, context, scorer)
     trainable, total = trainer.trainable_parameters()
     interval = int(plan.training["eval_interval"])
     losses: list[float] = []
@@ -66,8 +91,10 @@ def peft_trial(config: dict[str, Any]) -> None:
         losses.append(trainer.train_step())
         if trainer.state.step % interval and not trainer.done:
             continue
+        full = trainer.done or not context.get("screen")
         with tempfile.TemporaryDirectory(prefix="alignsweep-ckpt-") as tmp:
             trainer.save_checkpoint(tmp)
+            utility = _utility_rows(trainer)
             metrics: dict[str, Any] = {
                 "loss": sum(losses) / len(losses),
                 "step": trainer.state.step,
@@ -78,9 +105,11 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "variant_id": plan.variant_id,
                 "train_wall_s": time.time() - started,
                 "node_id": _node_id(),
+                "full_evaluation": full,
+                **{row["metric"]: row["value"] for row in utility},
             }
             if scorer is not None:
-                metrics.update(scorer(plan, tmp, trainer.state.step, context))
+                metrics.update(scorer(plan, tmp, trainer.state.step, context, full, utility))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         maybe_die("trial")  # test-only: SIGKILL the trial's worker after a checkpoint, when armed
         losses = []

@@ -32,12 +32,23 @@ class TrainingState:
     steps_per_epoch: int = 1
 
 
+def split_heldout(examples: list[EncodedExample], n: int) -> tuple[list[EncodedExample], list[EncodedExample]]:
+    """(train, held-out): every k-th example held out, the same for every trial and seed, so held-out
+    losses compare across a sweep. Nothing is held out when it would leave fewer than 2n to train on."""
+    if n <= 0 or len(examples) < 3 * n:
+        return examples, []
+    k = len(examples) // n
+    held = set(range(k - 1, k * n, k))
+    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
 class PeftTrainer:
     """One trial's model, adapter, data and optimizer; `train_step` advances one optimizer step."""
 
     def __init__(self, plan: TrialPlan) -> None:
         self.plan = plan
         self.state = TrainingState()
+        self.heldout: list[EncodedExample] = []
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> "PeftTrainer":
@@ -88,6 +99,7 @@ class PeftTrainer:
         examples = [e for e in examples if any(label >= 0 for label in e.labels)]
         if not examples:
             raise ValueError("no training example has a reply within max_seq_length")
+        examples, self.heldout = split_heldout(examples, int(t.get("heldout_examples") or 0))
         batch = t["batch_size"]
         self.state.steps_per_epoch = max(1, math.ceil(len(examples) / batch))
         self.state.total_steps = self.plan.max_steps or self.plan.epochs * self.state.steps_per_epoch
@@ -136,6 +148,23 @@ class PeftTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
         return float(out.loss.detach())
+
+    def heldout_loss(self) -> float | None:
+        """Mean token loss on the held-out tuning examples (None without any): utility the tuning data itself measures."""
+        import torch
+
+        if not self.heldout:
+            return None
+        self.model.eval()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        bs, total, tokens = self.plan.training["batch_size"], 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(self.heldout), bs):
+                chunk = self.heldout[start:start + bs]
+                n = sum(sum(1 for label in e.labels[1:] if label >= 0) for e in chunk)
+                total += float(self.model(**collate_right_padded(chunk, pad)).loss) * n
+                tokens += n
+        return total / max(tokens, 1)
 
     def trainable_parameters(self) -> tuple[int, int]:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)

@@ -1,0 +1,86 @@
+"""The alignment-aware stopper: Tune's scheduler interface around any registered scheduler.
+
+Kept apart from `schedulers` so that validating a spec never imports Ray Tune; the registry entry
+`alignment` imports this module only when a sweep is built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune.schedulers import TrialScheduler
+
+from alignsweep.engine.schedulers import alignment_breach
+
+
+class AlignmentStopper(TrialScheduler):
+    """A Tune scheduler that ends a trial whose screened alignment fell past the spec's X / Y, and
+    otherwise defers to an inner scheduler (ASHA on loss by default) for every decision.
+
+    Why a wrapper rather than a `tune.Stopper`: a scheduler sees every result before the trial goes
+    on, composes with ASHA's own STOP/PAUSE decisions, and one object owns the reasons. `stop_reasons`
+    (variant id → reason, the inner scheduler's stops included) is what the trials table records;
+    with `enforce=False` reasons are recorded as "would stop" and nothing is stopped (a shadow run).
+    """
+
+    def __init__(self, inner: Any, *, then: str, metric: str, max_safe_rate_drop: float, max_bias_increase: float,
+                 enforce: bool = True) -> None:
+        super().__init__()
+        self.inner, self.then, self.loss_metric = inner, then, metric
+        self.max_safe_rate_drop, self.max_bias_increase, self.enforce = max_safe_rate_drop, max_bias_increase, enforce
+        self.stop_reasons: dict[str, str] = {}
+
+    @property
+    def metric(self) -> Any:
+        return self.inner.metric
+
+    @property
+    def supports_buffered_results(self) -> bool:
+        return self.inner.supports_buffered_results
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return self.inner.set_search_properties(metric, mode, **spec)
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.inner.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.inner.on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        key = _variant(trial)
+        reason = alignment_breach(result, self.max_safe_rate_drop, self.max_bias_increase)
+        done = result.get("step") is not None and result.get("step") >= (result.get("total_steps") or math.inf)
+        if reason and not done:
+            if self.enforce:
+                self.stop_reasons[key] = reason
+                return self.STOP
+            self.stop_reasons.setdefault(key, f"would stop at step {result.get('step')}: {reason}")
+        decision = self.inner.on_trial_result(tune_controller, trial, result)
+        if decision == self.STOP and not done:
+            self.stop_reasons.setdefault(key, f"{self.then}: {self.loss_metric} behind its rung")
+        return decision
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.inner.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self.inner.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        return self.inner.choose_trial_to_run(tune_controller)
+
+    def debug_string(self) -> str:
+        return f"AlignmentStopper(X={self.max_safe_rate_drop:g}, Y={self.max_bias_increase:g}) over {self.inner.debug_string()}"
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
+def _variant(trial: Any) -> str:
+    plan = (getattr(trial, "config", None) or {}).get("plan") or {}
+    return plan.get("variant_id") or str(getattr(trial, "trial_id", trial))
