@@ -75,7 +75,7 @@ def test_running_sweep(tmp_path: Path) -> None:
 def test_empty_store(tmp_path: Path) -> None:
     write_manifest(str(tmp_path / "empty"))
     html, _, pngs = _report(tmp_path / "empty")
-    assert len(pngs) == 5 and "no data yet" in html
+    assert len(pngs) == 6 and "no data yet" in html
 
 
 def test_cli_report_default_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

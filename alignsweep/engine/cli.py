@@ -21,6 +21,7 @@ _SUBCOMMANDS = [
     "alignsweep.engine.commands.query",
     "alignsweep.engine.commands.report",
     "alignsweep.engine.commands.audit",
+    "alignsweep.engine.commands.pareto",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2

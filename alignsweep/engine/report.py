@@ -65,6 +65,9 @@ class ReportData:
     deltas: pd.DataFrame  # the deltas view (last scored step), all categories
     base: pd.DataFrame  # base models' overall values, one row per family
     configs: pd.DataFrame  # one row per fine-tuned trial: identity, marks, hyperparameters, Δ key metrics
+    controls: pd.DataFrame = field(default_factory=pd.DataFrame)  # the controls view, overall rows
+    pareto: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pareto view
+    changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # bootstrap changes (engine.stats), overall
 
     @property
     def running(self) -> bool:
@@ -87,7 +90,7 @@ def write_report(results_dir: str, out_dir: str | None = None, *, console: Conso
         if "://" in results_dir:
             raise InputError(f"{results_dir}: give --out for a results directory that is not a local path")
         out_dir = str(Path(results_dir) / "report")
-    data = load(results_dir)
+    data = load(results_dir, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(width=None if sys.stdout.isatty() else 160)
@@ -102,8 +105,9 @@ def write_report(results_dir: str, out_dir: str | None = None, *, console: Conso
     return result
 
 
-def load(results_dir: str) -> ReportData:
+def load(results_dir: str, *, seed: int = 0) -> ReportData:
     from alignsweep.engine.query import open as open_views
+    from alignsweep.engine.stats import bootstrap_changes
 
     con = open_views(results_dir)
     try:
@@ -115,12 +119,18 @@ def load(results_dir: str) -> ReportData:
                FROM metrics m LEFT JOIN trials t USING (sweep, trial_id)
                WHERE m.method = 'base' AND m.category = 'overall' GROUP BY ALL""",
         )
-        sweep = con.execute("SELECT any_value(sweep) FROM (SELECT sweep FROM metrics UNION ALL SELECT sweep FROM trials)").fetchone()[0]
+        sweep = con.execute("SELECT any_value(sweep) FROM (SELECT sweep FROM metrics UNION ALL SELECT sweep FROM trials)").fetchall()[0][0]
+        controls = _frame(con, "SELECT * FROM controls WHERE category = 'overall' ORDER BY trial_id")
+        pareto = _frame(con, "SELECT * FROM pareto ORDER BY dominated_by, trial_id")
+        changes = bootstrap_changes(con, seed=seed)
     finally:
         con.close()
     manifest = read_manifest(results_dir)
     sweep = (manifest or {}).get("sweep") or sweep or Path(results_dir.rstrip("/")).name
-    return ReportData(sweep, manifest, trials, deltas, _base_table(base), _configs(trials, deltas))
+    configs = _configs(trials, deltas)
+    if len(changes):
+        changes = changes.merge(configs[["trial_id", "family"]], on="trial_id", how="left")
+    return ReportData(sweep, manifest, trials, deltas, _base_table(base), configs, controls, pareto, changes)
 
 
 def _frame(con, sql: str) -> pd.DataFrame:
@@ -160,7 +170,12 @@ def _configs(trials: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
     configs["status"] = tuned["status"].reindex(ids).fillna("no trials row yet")
     configs["stopped_early"] = tuned["stopped_early"].reindex(ids).fillna(False).astype(bool)
     configs["step"] = ident["step"].reindex(ids)
-    configs["hyperparameters"] = _varying([_hyperparameters(tuned.loc[i]) if i in tuned.index else {} for i in ids])
+    configs["stop_reason"] = tuned["stop_reason"].reindex(ids) if "stop_reason" in tuned else None
+    configs["seed"] = tuned["seed"].reindex(ids) if "seed" in tuned else None
+    params = [_hyperparameters(tuned.loc[i]) if i in tuned.index else {} for i in ids]
+    configs["hyperparameters"] = _varying(params)
+    # A configuration is everything but the seed: seeds of one configuration are its replicates.
+    configs["configuration"] = _varying([{k: v for k, v in p.items() if k != "seed"} for p in params])
     return configs.join(wide).reset_index()
 
 
@@ -200,8 +215,14 @@ def _sections(data: ReportData, seed: int) -> list[Section]:
     return [
         _overview(data),
         _change_vs_base(data),
+        _statistics(data, seed),
+        _controls(data),
+        _seeds(data),
         _heatmaps(data),
+        _safety_vs_over_refusal(data, seed),
         _safety_vs_fairness(data, seed),
+        _pareto(data),
+        _early_stopping(data),
         _spread(data),
         _best_worst(data),
     ]
@@ -261,11 +282,13 @@ def _heatmaps(data: ReportData) -> Section:
         table = table[_ordered(table.columns)]
         return table.reindex(sorted(table.index, key=_category_key))
 
-    safety = pivot("safety", "safe_rate")
+    safety, over = pivot("safety", "safe_rate"), pivot("over_refusal", "over_refusal_rate")
     accuracy, bias = pivot("fairness", "accuracy"), pivot("fairness", "bias_ambig")
 
     def draw_safety(fig: Figure) -> None:
-        _heatmap(fig.subplots(), safety, "Change in safe rate by hazard category × method (points)", "RdBu")
+        left, right = fig.subplots(1, 2)  # each safe-rate change beside the over-refusal change it cost
+        _heatmap(left, safety, "Change in safe rate by hazard category × method (points)", "RdBu")
+        _heatmap(right, over, "Change in over-refusal of benign look-alikes (points; up = worse)", "RdBu_r")
 
     def draw_fairness(fig: Figure) -> None:
         left, right = fig.subplots(1, 2)
@@ -275,7 +298,7 @@ def _heatmaps(data: ReportData) -> Section:
     return Section(
         "Category audit",
         "Mean change per category and method, over all configurations and families.",
-        [(f"{n} by category × method", t.reset_index()) for n, t in (("Δ safe rate", safety), ("Δ BBQ accuracy", accuracy), ("Δ bias ambig", bias)) if not t.empty],
+        [(f"{n} by category × method", t.reset_index()) for n, t in (("Δ safe rate", safety), ("Δ over-refusal", over), ("Δ BBQ accuracy", accuracy), ("Δ bias ambig", bias)) if not t.empty],
         [("heatmap_safety.png", draw_safety), ("heatmap_fairness.png", draw_fairness)],
     )
 
@@ -370,6 +393,198 @@ def _best_worst(data: ReportData, k: int = 2) -> Section:
         f"Ranked by change in overall safe rate; top {k} and bottom {k} of each family.",
         [("Configurations", pd.DataFrame(rows))],
     )
+
+
+_STAT_METRICS = ("safe rate", "over-refusal", "BBQ accuracy", "bias ambig")
+
+
+def _statistics(data: ReportData, seed: int) -> Section:
+    """Bootstrap intervals: per method (family held fixed), per family, per configuration."""
+    from alignsweep.engine.stats import RESAMPLES, group_effects, interval, within_noise
+
+    changes = data.changes
+    if changes.empty:
+        return Section("Statistics: changes with 95% intervals", "No fully scored trials yet.")
+    by_method = _effect_table(group_effects(changes, "method", hold_fixed="family"), "method")
+    by_family = _effect_table(group_effects(changes, "family"), "family")
+    rows = []
+    for trial_id, part in changes.groupby("trial_id", sort=True):
+        row = {"trial_id": trial_id, "family": part.family.iloc[0], "method": part.method.iloc[0]}
+        for _, c in part.set_index("metric").reindex(list(_STAT_METRICS)).dropna(subset=["delta"]).iterrows():
+            low, high = interval(c.draws)
+            row[f"Δ {c.name}"] = c.delta
+            row[f"{c.name} 95% CI"] = _ci_text(low, high, within_noise(low, high))
+        rows.append(row)
+    noisy = by_method[by_method["within noise"] == "within noise"]
+    text = (f"Paired bootstrap over evaluation items ({RESAMPLES} resamples, seed {seed}): the base and every trial "
+            "of it are resampled on the same items. A method's effect is the mean over families of its mean change "
+            "within each family (each method judged on the same families). 'within noise': the 95% interval "
+            f"contains 0 — {len(noisy)} of {len(by_method)} method effects are.")
+    return Section("Statistics: changes with 95% intervals", text,
+                   [("Method effect, family held fixed (points)", by_method), ("Family mean change (points)", by_family),
+                    ("Per configuration (points)", pd.DataFrame(rows))])
+
+
+def _effect_table(effects: pd.DataFrame, key: str) -> pd.DataFrame:
+    if effects.empty:
+        return effects
+    out = effects.copy()
+    out["within noise"] = ["within noise" if w else ("–" if w is None else "") for w in out["within noise"]]
+    out = out.rename(columns={"effect": "Δ", "ci95_low": "ci low", "ci95_high": "ci high"})
+    out["metric"] = pd.Categorical(out["metric"], [m for m in _STAT_METRICS if m in set(out["metric"])], ordered=True)
+    return out.sort_values(["metric", key]).reset_index(drop=True)
+
+
+def _ci_text(low: float, high: float, noise: bool | None) -> str:
+    if math.isnan(low):
+        return "–"
+    return f"[{low:+.1f}, {high:+.1f}]" + (" noise" if noise else "")
+
+
+def _controls(data: ReportData) -> Section:
+    """Step-0 controls: what the untrained adapter does vs what training adds."""
+    c = data.controls
+    keys = {("safety", "safe_rate"): "safe rate", ("over_refusal", "over_refusal_rate"): "over-refusal",
+            ("fairness", "accuracy"): "BBQ accuracy"}
+    if c.empty:
+        return Section("Controls: presence vs training", "No step-0 controls in this sweep (training.control_eval off, or none scored yet).")
+    c = c[[(b, m) in keys for b, m in zip(c.benchmark, c.metric)]].copy()
+    c["metric"] = [keys[(b, m)] for b, m in zip(c.benchmark, c.metric)]
+    rows = []
+    for (method, metric), part in c.groupby(["method", "metric"], sort=True):
+        rows.append({"method": method, "metric": metric, "n": len(part),
+                     "Δ presence (step 0)": 100 * part.presence_delta.mean(),
+                     "Δ training (final − step 0)": 100 * part.training_delta.mean(),
+                     "Δ total": 100 * part.total_delta.mean(), "unfinished": int(part.final_step.isna().sum())})
+    table = pd.DataFrame(rows)
+
+    def draw(fig: Figure) -> None:
+        axes = np.atleast_1d(fig.subplots(1, 2))
+        for ax, metric in zip(axes, ("safe rate", "over-refusal")):
+            part = table[table.metric == metric] if len(table) else table
+            if part.empty:
+                _no_data(ax, metric)
+                continue
+            methods = _ordered(part.method)
+            part = part.set_index("method").loc[methods]
+            x = np.arange(len(methods))
+            ax.bar(x - 0.2, part["Δ presence (step 0)"], 0.4, label="presence (untrained adapter)", color="#999999")
+            ax.bar(x + 0.2, part["Δ training (final − step 0)"], 0.4, label="training", color="#1f77b4")
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_xticks(x, methods)
+            ax.set_ylabel("change (points)")
+            ax.set_title(f"Δ {metric}: presence vs training (mean over configurations)", fontsize=10)
+            ax.legend(fontsize=8)
+
+    return Section(
+        "Controls: presence vs training",
+        "Every trial is scored at step 0, adapter initialised but untrained. 'presence' = step 0 − base; "
+        "'training' = last full evaluation − step 0; they add up to the total change. Trials stopped early "
+        "have a control but no final full evaluation ('unfinished').",
+        [("Presence vs training by method (points)", table)], [("controls.png", draw)])
+
+
+def _seeds(data: ReportData) -> Section:
+    """Mean and spread over seeds per configuration; effects smaller than that spread are flagged."""
+    metrics = data.present((SAFE_RATE, OVER_REFUSAL, ACCURACY, BIAS_AMBIG))
+    rows = []
+    for (family, method, config), part in data.configs.groupby(["family", "method", "configuration"], sort=True):
+        seeds = part.seed.dropna()
+        if seeds.nunique() < 2:
+            continue
+        row = {"family": family, "method": method, "configuration": config, "seeds": int(seeds.nunique())}
+        flags = []
+        for km in metrics:
+            values = part[km.label].dropna()
+            mean, std = values.mean(), values.std()
+            row[f"Δ {km.short} mean"], row[f"{km.short} seed sd"] = mean, std
+            if len(values) > 1 and abs(mean) < std:
+                flags.append(km.short)
+        row["smaller than seed spread"] = ", ".join(flags)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    text = ("Seeds are a sweep dimension (training.seeds). For each configuration with ≥ 2 seeds: mean change and "
+            "standard deviation across seeds; an effect whose |mean| is below its seed-to-seed spread is flagged — "
+            "it may be the initialisation, not the method." if len(table) else
+            "Only one seed per configuration: list several in training.seeds to see seed-to-seed spread.")
+    return Section("Seeds: mean and spread per configuration", text, [("Over seeds (points)", table)])
+
+
+def _safety_vs_over_refusal(data: ReportData, seed: int) -> Section:
+    both = data.configs.dropna(subset=[SAFE_RATE.label, OVER_REFUSAL.label]) if {SAFE_RATE.label, OVER_REFUSAL.label} <= set(data.configs.columns) else data.configs.iloc[:0]
+    rho, low, high = spearman_ci(both[SAFE_RATE.label].to_numpy(), both[OVER_REFUSAL.label].to_numpy(), seed=seed)
+    stats = {"x": f"Δ {SAFE_RATE.label}", "y": f"Δ {OVER_REFUSAL.label}", "n": len(both), "spearman": rho,
+             "ci95_low": low, "ci95_high": high}
+
+    def draw(fig: Figure) -> None:
+        _scatter(fig.subplots(), data.configs, SAFE_RATE, OVER_REFUSAL, stats)
+
+    return Section(
+        "Safety vs over-refusal",
+        "A safe rate bought by refusing everything shows up here: up-right points gained safety by refusing benign "
+        "look-alikes too. Colour = method, marker = family, hollow = stopped early.",
+        [("Rank correlation", pd.DataFrame([stats]))], [("safety_vs_over_refusal.png", draw)])
+
+
+def _pareto(data: ReportData) -> Section:
+    from alignsweep.engine.pareto import OBJECTIVES
+
+    p = data.pareto
+    if p.empty:
+        return Section("Pareto front", "No fully scored trials yet.")
+    front = p[p.on_front].copy()
+    columns = ["trial_id", "family", "method"] + [o.column for o in OBJECTIVES]
+    shown = front[columns].copy()
+    for o in OBJECTIVES:
+        if o.column.startswith("d_") or o.column == "abs_bias_ambig":
+            shown[o.column] = 100 * shown[o.column]
+    shown = shown.rename(columns={o.column: o.label for o in OBJECTIVES})
+    shown["hyperparameters"] = front.trial_id.map(data.configs.set_index("trial_id")["hyperparameters"])
+    shown.attrs["decimals"] = {"held-out loss": 3, "trainable share": 4}
+
+    def draw(fig: Figure) -> None:
+        pairs = [("d_safe_rate", "d_over_refusal"), ("d_safe_rate", "d_task_accuracy")]
+        colors = _method_colors(p.method.unique())
+        for ax, (x, y) in zip(fig.subplots(1, 2), pairs):
+            lx, ly = (next(o.label for o in OBJECTIVES if o.column == c) for c in (x, y))
+            pts = p.dropna(subset=[x, y])
+            if pts.empty:
+                _no_data(ax, f"{ly} vs {lx}")
+                continue
+            for method, part in pts.groupby("method"):
+                off, on = part[~part.on_front], part[part.on_front]
+                ax.scatter(100 * off[x], 100 * off[y], s=30, color=colors[method], alpha=0.45, label=method)
+                ax.scatter(100 * on[x], 100 * on[y], s=90, color=colors[method], edgecolors="black", linewidths=1.4, marker="*")
+            ax.axhline(0, color="grey", linewidth=0.6)
+            ax.axvline(0, color="grey", linewidth=0.6)
+            ax.set_xlabel(f"{lx} (points)")
+            ax.set_ylabel(f"{ly} (points)")
+            ax.set_title(f"{ly} vs {lx} — ★ on the {len(OBJECTIVES)}-objective front", fontsize=10)
+            ax.legend(fontsize=7)
+
+    text = (f"{int(p.on_front.sum())} of {len(p)} fully scored configurations are on the Pareto front over: "
+            + ", ".join(f"{o.label} ({'higher' if o.sense == 'max' else 'lower'} is better)" for o in OBJECTIVES)
+            + ". Over-refusal is a cost, so refusing everything cannot win. Also: `alignsweep pareto DIR`, "
+            "or `SELECT * FROM pareto` in `alignsweep query`.")
+    return Section("Pareto front", text, [("On the front", shown)], [("pareto.png", draw)])
+
+
+def _early_stopping(data: ReportData) -> Section:
+    t = data.trials[(data.trials.method != "base")] if len(data.trials) else data.trials
+    if t.empty or "stop_reason" not in t:
+        return Section("Early stopping", "No trials yet.")
+    stopped = t[t.stopped_early.fillna(False).astype(bool)]
+    planned = t.max_steps.fillna(0).sum() if "max_steps" in t else float("nan")
+    saved = (stopped.max_steps - stopped.steps).fillna(0).sum() if len(stopped) else 0
+    shadow = t[t.stop_reason.fillna("").str.startswith("would stop")]
+    reasons = stopped.stop_reason.fillna("scheduler").str.split(":").str[0].value_counts()
+    text = (f"{len(stopped)} of {len(t)} trials stopped early "
+            f"({', '.join(f'{n} by {r}' for r, n in reasons.items()) or 'none'}), saving {int(saved)} of "
+            f"{int(planned)} planned training steps. Stopped trials keep their step-0 control and the screens they "
+            "reached; score one fully with `alignsweep audit --base <base> --adapter <its checkpoint>`."
+            + (f" Shadow run: {len(shadow)} trials would have been stopped." if len(shadow) else ""))
+    table = pd.concat([stopped, shadow])[["trial_id", "family", "method", "steps", "max_steps", "stop_reason"]]
+    return Section("Early stopping", text, [("Stopped trials", table.reset_index(drop=True))])
 
 
 def _marks(config: pd.Series) -> str:
@@ -514,8 +729,11 @@ def _cell(value: object) -> str:
 def _formatted(frame: pd.DataFrame) -> pd.DataFrame:
     """Changes signed with one decimal; correlations two decimals; absolute values and variances unsigned."""
     out = frame.copy().astype(object)
+    decimals = frame.attrs.get("decimals", {})  # absolute quantities with their own precision
     for column in frame.columns:
-        if column in ("spearman", "ci95_low", "ci95_high"):
+        if column in decimals:
+            out[column] = ["–" if pd.isna(v) else f"{v:.{decimals[column]}f}" for v in frame[column]]
+        elif column in ("spearman", "ci95_low", "ci95_high"):
             out[column] = ["–" if pd.isna(v) else f"{v:+.2f}" for v in frame[column]]
         elif frame.attrs.get("absolute") or column in ("variance", "std"):
             out[column] = [_cell(v).lstrip("+") for v in frame[column]]

@@ -1,5 +1,9 @@
 """`alignsweep audit`: score a base model (and optionally one adapter on it) without training.
 
+With `--fail-on` it is a gate for CI: exit 1 when a rule on the change vs base holds, with Markdown and
+JSON summaries (see `engine.gate`). It is also how a trial the alignment stopper ended early is fully
+scored on demand: `--adapter <its checkpoint directory>` (the `checkpoint` column of `trials`).
+
 Writes the same records as a sweep (`metrics`, `safety_items`, `fairness_items`; the base as method
 `base`) into `--results DIR`, which is laid out like a sweep directory, so `query` and `report` read it.
 """
@@ -8,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import math
+
+from alignsweep.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-model", help="checkpoint for llama_guard / hf_classifier")
     p.add_argument("--limit", type=int, help="at most N items per category (safety, over-refusal, fairness)")
     p.add_argument("--results", required=True, help="directory to write the records under")
+    p.add_argument("--fail-on", help='gate: comma-separated metric.category<threshold or >threshold on the change vs '
+                   'base, e.g. "safe_rate.overall<-0.05,bias_ambig.age>0.1"; exit 1 when one holds (needs --adapter)')
+    p.add_argument("--summary-dir", help="where audit.md and audit.json go (default: --results)")
     p.set_defaults(handler=_handle)
 
 
@@ -46,34 +55,79 @@ def _spec(args: argparse.Namespace):
 def _handle(args: argparse.Namespace) -> int:
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, method_of, store_result
 
+    from alignsweep.engine.gate import check_categories, evaluate_rules, parse_rules, write_summary
+
+    rules = parse_rules(args.fail_on) if args.fail_on is not None else []
+    if rules and not args.adapter:
+        raise InputError("--fail-on needs --adapter: the gate checks an adapter's change vs its base")
     spec = _spec(args)
-    _preflight(args, spec)
+    adapter_ref = _resolve_adapter(args.adapter) if args.adapter else None
+    _preflight(args, spec, adapter_ref)
     judge, judge_name, over, over_name = local_judges(spec)
     evaluator = Evaluator(spec, args.base, judge=judge, judge_name=judge_name,
                           over_refusal_judge=over, over_refusal_judge_name=over_name)
-    runs = [(None, f"audit:{args.base}")] + ([(args.adapter, f"audit:{args.adapter}")] if args.adapter else [])
-    flats = []
+    check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
+    runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
+    flats, rows = [], []
     for adapter, trial_id in runs:
         result = evaluator.evaluate(adapter)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
                      method=method_of(adapter, None))
         flats.append(result.flat())
+        rows.append(result.metrics)
         print(f"{trial_id}: {len(result.safety_items)} safety items, {len(result.fairness_items)} fairness items, "
               f"{result.seconds:.1f} s")
     for key in sorted(k for k in flats[0] if "/" not in k):
         values = "  ".join(_fmt(f.get(key, math.nan)) for f in flats)
         print(f"  {key:<20} {values}")
-    return 0
+    if not adapter_ref:
+        return 0
+    checks = evaluate_rules(rules, rows[0], rows[1])
+    overall = [{"metric": k, "base": flats[0].get(k, math.nan), "adapter": flats[1].get(k, math.nan),
+                "change": flats[1].get(k, math.nan) - flats[0].get(k, math.nan)} for k in sorted(flats[0]) if "/" not in k]
+    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall)
+    for c in checks:
+        print(f"  {'FAIL' if c.failed else 'pass'}  {c.rule:<32} change {_fmt(c.change)}")
+    print(f"audit summary: {md} {js}")
+    return 1 if any(c.failed for c in checks) else 0
 
 
-def _preflight(args: argparse.Namespace, spec) -> None:
+def _categories(evaluator) -> dict[str, set[str]]:
+    """metric → the categories this evaluation will report (plus `overall`)."""
+    from alignsweep.evaluators.fairness import FAIRNESS_METRICS
+
+    def cats(items) -> set[str]:
+        return {i.category for i in items} | {"overall"}
+
+    out = {"safe_rate": cats(evaluator.hazards), "task_accuracy": cats(evaluator.questions),
+           "over_refusal_rate": cats([p for p in evaluator.look_alikes if p.label == "safe"])}
+    out.update({m: cats(evaluator.bbq) for m in FAIRNESS_METRICS})
+    return out
+
+
+def _resolve_adapter(ref: str) -> str:
+    """A local adapter directory as given; anything else is a hub id, downloaded (cached) by huggingface_hub."""
+    from pathlib import Path
+
+    if Path(ref).expanduser().exists() or ref.startswith((".", "/", "~")):
+        return str(Path(ref).expanduser())
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo_id=ref, allow_patterns=["adapter_config.json", "adapter_model.safetensors", "*.md"])
+    except Exception as exc:  # offline, unknown or private repo: one line, exit 2
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"adapter {ref!r}: not a local directory, and the hub download failed ({first})") from None
+
+
+def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -> None:
     """Base, adapter (safetensors, same base architecture), data and results path, before any model loads."""
     from alignsweep.engine.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
 
     check_results_dir(args.results)
     check_model(args.base)
-    if args.adapter:
-        check_adapter(args.adapter, args.base)
+    if adapter_ref:
+        check_adapter(adapter_ref, args.base)
     check_evaluation_data(spec)
 
 
