@@ -1,8 +1,8 @@
 """Starting and stopping Ray for a sweep: local on one machine, or joining a cluster.
 
 Local instances are sized explicitly (`num_cpus`), advertise the loopback address, start no
-dashboard, and keep Ray's token authentication on (`RAY_AUTH_MODE=token` unless the user set it):
-a laptop sweep must not open an unauthenticated job-submission API to the network. What Ray 2.60
+dashboard, and keep Ray's token authentication on (Ray's default for a new local instance since
+2.5x; it must be set before `import ray`, so alignsweep does not touch `RAY_AUTH_MODE`): a laptop sweep must not open an unauthenticated job-submission API to the network. What Ray 2.60
 cannot do: its GCS, raylet and worker gRPC servers still listen on all interfaces (no bind option
 exists), so the token is what guards those ports — see docs/bad-input.md § Security.
 With an address (`auto`, `host:port`, `ray://…`, or `RAY_ADDRESS`) the driver joins an existing
@@ -44,7 +44,6 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, num_
     if address:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=True)
     else:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(**local_init_kwargs(num_cpus, num_gpus))
     try:
         yield

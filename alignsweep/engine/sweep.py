@@ -8,6 +8,7 @@ unfinished and errored ones continue from their last checkpoint.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         update_manifest(sweep_dir, finished=None, resumed=True)
 
     started = time.time()
+    # Ctrl-C: Tune's own handler would end fit() as if the sweep were done; let KeyboardInterrupt through
+    # instead (exit 130, manifest left unfinished). Checkpoints and Tune's state are already on disk,
+    # so `alignsweep resume` continues exactly as after a crash.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    # Persist Tune's experiment state after every event (it is small), so a driver killed right after a
+    # trial finished does not replay that trial on resume.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     with ray_session(address, num_cpus=num_cpus):
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
         with ThreadPoolExecutor(max_workers=max(1, len(spec.models))) as pool:
@@ -101,6 +109,8 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
             tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), console)
             grid = tuner.fit()
             _wait(base_jobs)
+            if len(grid) < len(plans):  # stopped before every trial started: unfinished, not done
+                raise KeyboardInterrupt(sweep_dir)
     update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
     rows = [r for r in (_result_row(res) for res in grid) if r]
     errors = sum(1 for res in grid if res.error is not None)
