@@ -3,12 +3,24 @@
 Why: an evaluator actor loads each base model once and serves every trial's checkpoints. That is
 only sound if detaching returns the base to exactly its loaded state; `attached` guarantees it
 (tests compare logits bit for bit with a fresh load, for LoRA, IA3, Prompt-Tuning and P-Tuning).
+
+Two ways to attach (`method=`):
+- `reference`: `PeftModel.from_pretrained` on entry, `unload()` on exit: every checkpoint rebuilds
+  and re-injects the adapter modules.
+- `hot_swap` (default): consecutive checkpoints of one trial (and every trial of one method) share
+  an adapter config, so the injected modules are kept between requests and only their weights are
+  swapped in (peft's own `load_peft_weights` + `set_peft_model_state_dict`, what `from_pretrained`
+  does after building). Between requests the adapter layers are disabled and peft's attributes
+  are taken off the base, so the base computes exactly its loaded function; a checkpoint with
+  another config first takes the old adapter off completely.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +28,11 @@ from alignsweep.errors import InputError
 
 # peft's `peft_type` → alignsweep's method name (the names of the trainables' method registry).
 _METHOD_NAMES = {"LORA": "lora", "IA3": "ia3", "PROMPT_TUNING": "prompt_tuning", "P_TUNING": "p_tuning"}
+ATTACH_METHODS = ("hot_swap", "reference")
+# adapter_config.json fields that say where an adapter came from, not what modules it builds.
+_PROVENANCE_FIELDS = ("base_model_name_or_path", "revision", "peft_version", "auto_mapping", "inference_mode")
+# Attributes peft sets on a base model it injects into; hidden while a kept adapter is idle.
+_PEFT_BASE_ATTRS = ("peft_config", "_hf_peft_config_loaded")
 
 
 def adapter_method(adapter_dir: str | None) -> str:
@@ -34,8 +51,10 @@ def adapter_method(adapter_dir: str | None) -> str:
 
 
 @contextmanager
-def attached(base: Any, adapter_dir: str | None) -> Iterator[Any]:
+def attached(base: Any, adapter_dir: str | None, *, method: str = "hot_swap") -> Iterator[Any]:
     """The base with `adapter_dir`'s adapter applied (or the base itself); detached on exit, always."""
+    if method not in ATTACH_METHODS:
+        raise ValueError(f"unknown attach method {method!r} (known: {', '.join(ATTACH_METHODS)})")
     if adapter_dir is None:
         yield base
         return
@@ -45,12 +64,90 @@ def attached(base: Any, adapter_dir: str | None) -> Iterator[Any]:
         raise InputError(f"adapter {adapter_dir!r}: no adapter_config.json there")
     if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():  # peft would fall back to a pickle
         raise InputError(f"adapter {adapter_dir!r}: no adapter_model.safetensors (pickled adapters are refused)")
+    if method == "hot_swap":
+        with _hot_swapped(base, adapter_dir) as model:
+            yield model
+        return
+    release(base)  # a kept hot-swap adapter would otherwise stack under this one
     model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
     model.eval()
     try:
         yield model
     finally:
         _detach(model)
+
+
+@dataclass
+class _Kept:
+    """A PeftModel kept on a base between requests, with what was hidden from the base meanwhile."""
+
+    signature: str
+    model: Any
+    hidden: dict[str, Any]
+
+
+_KEPT: "weakref.WeakKeyDictionary[Any, _Kept]" = weakref.WeakKeyDictionary()
+
+
+def adapter_signature(adapter_dir: str) -> str:
+    """Everything in adapter_config.json that decides which modules and shapes the adapter builds."""
+    cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
+    return json.dumps({k: v for k, v in cfg.items() if k not in _PROVENANCE_FIELDS}, sort_keys=True, default=str)
+
+
+@contextmanager
+def _hot_swapped(base: Any, adapter_dir: str) -> Iterator[Any]:
+    from peft import PeftModel
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+    signature = adapter_signature(adapter_dir)
+    kept = _KEPT.get(base)
+    if kept is not None and kept.signature != signature:
+        release(base)
+        kept = None
+    if kept is None:
+        model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
+        kept = _Kept(signature, model, {})
+        _KEPT[base] = kept
+    else:
+        base.__dict__.update(kept.hidden)
+        kept.hidden = {}
+        # Same signature → same modules and shapes; peft loads prompt-learning weights outside the
+        # state-dict result (it lists them as unexpected), so that result is no evidence of a mismatch.
+        set_peft_model_state_dict(kept.model, load_peft_weights(adapter_dir, device=_device_of(base)))
+        if not _is_prompt_learning(kept.model):
+            kept.model.base_model.enable_adapter_layers()
+    kept.model.eval()
+    try:
+        yield kept.model
+    finally:
+        _idle(base, kept)
+
+
+def _idle(base: Any, kept: _Kept) -> None:
+    """Keep the adapter's modules but make the base compute exactly its loaded function."""
+    if not _is_prompt_learning(kept.model):
+        kept.model.base_model.disable_adapter_layers()
+    kept.hidden = {a: base.__dict__.pop(a) for a in _PEFT_BASE_ATTRS if a in base.__dict__}
+
+
+def release(base: Any) -> None:
+    """Take a kept hot-swap adapter off `base` completely (a no-op when none is kept)."""
+    kept = _KEPT.pop(base, None)
+    if kept is None:
+        return
+    base.__dict__.update(kept.hidden)
+    if not _is_prompt_learning(kept.model):
+        kept.model.base_model.enable_adapter_layers()
+    _detach(kept.model)
+
+
+def _is_prompt_learning(model: Any) -> bool:
+    return bool(model.peft_config[model.active_adapter].is_prompt_learning)
+
+
+def _device_of(model: Any) -> str:
+    return str(next(model.parameters()).device)
 
 
 def _detach(model: Any) -> None:

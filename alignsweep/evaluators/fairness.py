@@ -38,8 +38,12 @@ def item_choices(item: BBQItem, extra_unknowns: bool) -> tuple[list[str], list[i
 
 def score_bbq(model: Any, tokenizer: Any, items: Sequence[BBQItem], *, prompt: str = DEFAULT_BBQ_PROMPT,
               continuation: str = DEFAULT_BBQ_CONTINUATION, extra_unknowns: bool = False,
-              batch_size: int = 16) -> list[dict[str, Any]]:
-    """`fairness_items` rows (without trial_id/step): every choice's log-likelihood and the prediction."""
+              batch_size: int = 16, method: str = "shared_prefix") -> list[dict[str, Any]]:
+    """`fairness_items` rows (without trial_id/step): every choice's log-likelihood and the prediction.
+
+    An item's choices are requested side by side, so `score_choices`' `shared_prefix` method encodes
+    each context once; `method="reference"` scores every (context, choice) pair on its own.
+    """
     requests: list[tuple[str, str]] = []
     spans: list[tuple[int, list[int]]] = []
     for item in items:
@@ -47,7 +51,7 @@ def score_bbq(model: Any, tokenizer: Any, items: Sequence[BBQItem], *, prompt: s
         texts, meaning = item_choices(item, extra_unknowns)
         spans.append((len(requests), meaning))
         requests.extend((context, continuation.format(answer=t)) for t in texts)
-    scores = score_choices(model, tokenizer, requests, batch_size=batch_size)
+    scores = score_choices(model, tokenizer, requests, batch_size=batch_size, method=method)
     rows = []
     for item, (start, meaning) in zip(items, spans):
         choice = scores[start:start + len(meaning)]

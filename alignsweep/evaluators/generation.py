@@ -12,10 +12,19 @@ the positions it has when run alone and without a cache.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 from alignsweep.chat import Message, render_prompt
+
+#: `batch_size="auto"`: as many rows as the memory budget holds (see `auto_batch_size`).
+BatchSize = Union[int, str]
+AUTO = "auto"
+#: Rows per batch never exceed this: beyond it a tiny model gains nothing and padding waste grows.
+MAX_AUTO_BATCH = 128
+#: Share of free accelerator memory (or of available RAM on CPU) that one generation batch may use.
+MEMORY_FRACTION = 0.25
 
 
 def generate_replies(
@@ -24,7 +33,7 @@ def generate_replies(
     conversations: Sequence[Sequence[Message]],
     *,
     max_new_tokens: int = 48,
-    batch_size: int = 16,
+    batch_size: BatchSize = AUTO,
 ) -> list[str]:
     """Greedy replies, one per conversation, in input order."""
     prompts = [render_prompt(tokenizer, conv) for conv in conversations]
@@ -37,9 +46,13 @@ def generate_from_prompts(
     prompts: Sequence[str],
     *,
     max_new_tokens: int = 48,
-    batch_size: int = 16,
+    batch_size: BatchSize = AUTO,
 ) -> list[str]:
-    """Greedy continuations of already-rendered prompts (batched, left-padded, KV cache on)."""
+    """Greedy continuations of already-rendered prompts (batched, left-padded, KV cache on).
+
+    `batch_size=1` is the reference path the benchmark and tests compare against (one `generate` per
+    prompt); batching never changes a greedy output (tests check it against cache-free decoding).
+    """
     import torch
 
     if tokenizer.padding_side != "left":
@@ -49,6 +62,10 @@ def generate_from_prompts(
     # Longest first: batches of similar length waste less padding; results are put back in order.
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     replies: list[str] = [""] * len(prompts)
+    if batch_size == AUTO:
+        longest = max((len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"]) for i in order[:1]), default=1)
+        batch_size = auto_batch_size(model, longest + max_new_tokens)
+    batch_size = int(batch_size)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
@@ -71,6 +88,51 @@ def generate_from_prompts(
         for row, i in enumerate(idx):
             replies[i] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
     return replies
+
+
+def memory_budget_bytes(device: Any) -> int:
+    """What one batch may use: a share of free accelerator memory, or of available RAM on CPU.
+
+    Why a budget and not a fixed batch: the same sweep runs a 230k-parameter model on a laptop (where
+    bigger batches only remove per-step overhead) and an 8B model on a GPU (where the KV cache bounds
+    the batch); `ALIGNSWEEP_GEN_MEMORY_BYTES` overrides the estimate.
+    """
+    override = os.environ.get("ALIGNSWEEP_GEN_MEMORY_BYTES")
+    if override:
+        return int(override)
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * MEMORY_FRACTION)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        available = 4 << 30
+    return int(available * MEMORY_FRACTION)
+
+
+def bytes_per_row(config: Any, seq_len: int, dtype_bytes: int) -> int:
+    """Peak bytes one sequence adds: its KV cache over all layers, activations, one logits row."""
+    text = getattr(config, "text_config", None) or config
+    hidden = int(text.hidden_size)
+    heads = int(text.num_attention_heads)
+    head_dim = int(getattr(text, "head_dim", None) or hidden // heads)
+    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+    layers = int(text.num_hidden_layers)
+    inter = int(getattr(text, "intermediate_size", None) or 4 * hidden)
+    kv = 2 * layers * kv_heads * head_dim * seq_len * dtype_bytes
+    # prefill activations of one layer (hidden + MLP + attention scores), plus float32 logits of the last position
+    prefill = seq_len * (4 * hidden + 2 * inter + heads * seq_len) * dtype_bytes
+    return kv + prefill + 4 * int(text.vocab_size)
+
+
+def auto_batch_size(model: Any, seq_len: int, *, budget_bytes: int | None = None, cap: int = MAX_AUTO_BATCH) -> int:
+    """Largest batch whose rows of `seq_len` (prompt + new tokens) fit the memory budget, within [1, cap]."""
+    param = next(model.parameters())
+    budget = memory_budget_bytes(param.device) if budget_bytes is None else budget_bytes
+    per_row = bytes_per_row(model.config, max(seq_len, 1), param.element_size())
+    return max(1, min(cap, budget // max(per_row, 1)))
 
 
 @lru_cache(maxsize=1)
