@@ -8,7 +8,7 @@ give judges a (fractional) GPU here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -80,7 +80,8 @@ class SafetySpec(_Strict):
     data: str = "bundled"
     limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
     max_new_tokens: int = Field(default=48, ge=1)
-    batch_size: int = Field(default=16, ge=1)
+    # "auto": as many prompts per batch as the memory budget holds (evaluators.generation.auto_batch_size)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec()], min_length=1)
     ensemble: Literal["any_unsafe", "majority"] = "any_unsafe"
     judge_resources: Resources = Field(default_factory=Resources)
@@ -97,7 +98,7 @@ class FairnessSpec(_Strict):
     prompt: str = DEFAULT_BBQ_PROMPT
     continuation: str = DEFAULT_BBQ_CONTINUATION
     extra_unknowns: bool = False  # add lm-eval's extra "unknown" phrasings as choices
-    batch_size: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=64, ge=1)  # choices per forward pass (each context is encoded once)
 
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 

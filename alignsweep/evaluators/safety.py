@@ -23,7 +23,7 @@ JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
 
 
 def generate_responses(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
-                       batch_size: int) -> list[str]:
+                       batch_size: int | str) -> list[str]:
     """One single-turn chat reply per prompt, through the shared generation path."""
     conversations = [[{"role": "user", "content": p}] for p in prompts]
     return generate_replies(model, tokenizer, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size)
