@@ -63,7 +63,12 @@ class AlignmentStopper(TrialScheduler):
         return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self.inner.on_trial_complete(tune_controller, trial, result)
+        # A trial this stopper ended must not set the inner scheduler's bar: trials that lose their
+        # alignment fastest often have the lowest loss, and ASHA would cut every other trial against them.
+        if self.stop_reasons.get(_variant(trial), "").startswith("alignment"):
+            self.inner.on_trial_remove(tune_controller, trial)
+        else:
+            self.inner.on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         self.inner.on_trial_remove(tune_controller, trial)

@@ -410,10 +410,14 @@ def _statistics(data: ReportData, seed: int) -> Section:
     rows = []
     for trial_id, part in changes.groupby("trial_id", sort=True):
         row = {"trial_id": trial_id, "family": part.family.iloc[0], "method": part.method.iloc[0]}
-        for _, c in part.set_index("metric").reindex(list(_STAT_METRICS)).dropna(subset=["delta"]).iterrows():
-            low, high = interval(c.draws)
-            row[f"Δ {c.name}"] = c.delta
-            row[f"{c.name} 95% CI"] = _ci_text(low, high, within_noise(low, high))
+        indexed = part.set_index("metric")
+        for metric in _STAT_METRICS:  # each cell: change [95% interval]; over-refusal right after safe rate
+            if metric in indexed.index:
+                c = indexed.loc[metric]
+                low, high = interval(c.draws)
+                row[f"Δ {metric}"] = f"{c.delta:+.1f} " + _ci_text(low, high, within_noise(low, high))
+            else:
+                row[f"Δ {metric}"] = "–"
         rows.append(row)
     noisy = by_method[by_method["within noise"] == "within noise"]
     text = (f"Paired bootstrap over evaluation items ({RESAMPLES} resamples, seed {seed}): the base and every trial "
@@ -490,7 +494,7 @@ def _seeds(data: ReportData) -> Section:
     rows = []
     for (family, method, config), part in data.configs.groupby(["family", "method", "configuration"], sort=True):
         seeds = part.seed.dropna()
-        if seeds.nunique() < 2:
+        if seeds.nunique() < 2 or not any(part[km.label].notna().any() for km in metrics):
             continue
         row = {"family": family, "method": method, "configuration": config, "seeds": int(seeds.nunique())}
         flags = []
@@ -584,7 +588,11 @@ def _early_stopping(data: ReportData) -> Section:
             "reached; score one fully with `alignsweep audit --base <base> --adapter <its checkpoint>`."
             + (f" Shadow run: {len(shadow)} trials would have been stopped." if len(shadow) else ""))
     table = pd.concat([stopped, shadow])[["trial_id", "family", "method", "steps", "max_steps", "stop_reason"]]
-    return Section("Early stopping", text, [("Stopped trials", table.reset_index(drop=True))])
+    screen = data.deltas[(data.deltas.benchmark == "screen_safety") & (data.deltas.category == "overall")]
+    table.insert(5, "Δ safe (screen, last)", table.trial_id.map(100 * screen.set_index("trial_id")["delta"]))
+    table = table.reset_index(drop=True)
+    table.attrs["decimals"] = {"steps": 0, "max_steps": 0}
+    return Section("Early stopping", text, [("Stopped trials", table)])
 
 
 def _marks(config: pd.Series) -> str:

@@ -47,6 +47,10 @@ class EvalResult:
     fairness_items: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
+    def copy(self) -> "EvalResult":
+        return EvalResult([dict(r) for r in self.metrics], [dict(r) for r in self.safety_items],
+                          [dict(r) for r in self.fairness_items], self.seconds)
+
     def flat(self) -> dict[str, float]:
         """`{"safe_rate": …, "safe_rate/S1": …, "accuracy": …, "accuracy/Age": …}` for `tune.report`."""
         out: dict[str, float] = {}
@@ -57,6 +61,25 @@ class EvalResult:
             key = metric if row["category"] == OVERALL else f"{metric}/{row['category']}"
             out[key] = float(row["value"]) if row["value"] is not None else math.nan
         return out
+
+
+_CACHE_SIZE = 64
+
+
+def _adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> str | None:
+    """A digest of the adapter's config and weights (None without an adapter, or unreadable files)."""
+    import hashlib
+    from pathlib import Path
+
+    if adapter_dir is None:
+        return None
+    h = hashlib.sha256(f"{screen}|{full}".encode())
+    try:
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            h.update((Path(adapter_dir) / name).read_bytes())
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 class Evaluator:
@@ -81,12 +104,26 @@ class Evaluator:
         u = spec.utility
         self.questions = limit_per_category(load_utility_questions(u.data), u.limit) if u.enabled else []
         self._screen_reference: dict[float, dict[str, float]] = {}
+        # Byte-identical adapters score identically: trials that differ only in learning rate share
+        # their step-0 control (same seed, same initialisation), so it is scored once.
+        self._cache: dict[str, EvalResult] = {}
 
     def evaluate(self, adapter_dir: str | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
         """Score the base (or base + adapter). `screen`: also report the fixed stratified subset's
         metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
         if not full and screen is None:
             raise ValueError("a screen-only evaluation needs a screen fraction")
+        key = _adapter_key(adapter_dir, screen, full)
+        if key is not None and key in self._cache:
+            return self._cache[key].copy()
+        result = self._evaluate(adapter_dir, screen, full)
+        if key is not None:
+            self._cache[key] = result.copy()
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+        return result
+
+    def _evaluate(self, adapter_dir: str | None, screen: float | None, full: bool) -> EvalResult:
         start = time.perf_counter()
         result = EvalResult()
         hazards = self.hazards if full else screen_subset(self.hazards, screen, id_attr="prompt_id")
