@@ -1,10 +1,11 @@
 """Starting and stopping Ray for a sweep: local on one machine, or joining a cluster.
 
-Local instances are sized explicitly (`num_cpus`), advertise the loopback address, start no
+Local instances are sized explicitly (`num_cpus`), ask for the loopback address, start no
 dashboard, and keep Ray's token authentication on (Ray's default for a new local instance since
 2.5x; it must be set before `import ray`, so alignsweep does not touch `RAY_AUTH_MODE`): a laptop sweep must not open an unauthenticated job-submission API to the network. What Ray 2.60
-cannot do: its GCS, raylet and worker gRPC servers still listen on all interfaces (no bind option
-exists), so the token is what guards those ports — see docs/bad-input.md § Security.
+cannot do: it rewrites a loopback node IP to the machine's address (`resolve_ip_for_localhost`) and
+its GCS, raylet and worker gRPC servers listen on all interfaces (no bind option exists), so the
+token is what guards those ports — see docs/bad-input.md § Security.
 With an address (`auto`, `host:port`, `ray://…`, or `RAY_ADDRESS`) the driver joins an existing
 cluster and leaves it running afterwards.
 """
