@@ -125,7 +125,8 @@ def test_demo_spec_is_four_families_by_four_methods_by_two_rates() -> None:
     assert {p.base_model for p in plans} == {"tiny:llama", "tiny:qwen2", "tiny:mistral", "tiny:gemma"}
     assert {p.method for p in plans} == {"lora", "ia3", "prompt_tuning", "p_tuning"}
     assert len({p.learning_rate for p in plans}) >= 2
-    assert load_spec(REPO / "sweeps" / "demo.yaml").scheduler.name == "asha"
+    scheduler = load_spec(REPO / "sweeps" / "demo.yaml").scheduler
+    assert "asha" in (scheduler.name, getattr(scheduler, "then", None))  # ASHA, alone or under the alignment rule
 
 
 def test_cluster_yaml_is_accepted_by_the_ray_cluster_launcher() -> None:
