@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,6 +15,7 @@ from alignsweep.engine.schedulers import SCHEDULERS, alignment_breach
 from alignsweep.errors import InputError
 from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
 from alignsweep.evaluators.screen import screen_subset
+from test_sweep import ray_local  # noqa: F401 — the module-scoped local Ray fixture, shared
 
 
 def test_breach_rule_reads_points_and_ignores_undefined_changes() -> None:
@@ -80,18 +81,6 @@ def test_spec_rejects_a_stopper_wrapping_itself() -> None:
 # ---------------------------------------------------------------- a real sweep
 
 
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, namespace="alignsweep", log_to_driver=False,
-             configure_logging=True, logging_level="ERROR")
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: None, tmp_path: Path) -> None:
     from alignsweep.engine.query import open as open_views
@@ -134,3 +123,29 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
     assert {(u["trial_id"], "heldout_loss") for u in utility if u["metric"] == "heldout_loss"} == {(t["trial_id"], "heldout_loss") for t in trials}
     assert any(u["metric"] == "task_accuracy" and u["trial_id"] == "llama-base" for u in utility)
     con.close()
+
+
+def test_screen_metrics_are_the_subset_of_a_full_evaluation(tiny_paths) -> None:
+    """A full evaluation's screen rows equal the metrics of its screened items; a screen-only run
+    scores just those items (every category, over-refusal included) and reports only screen rows."""
+    from alignsweep.evaluators.config import EvaluationSpec
+    from alignsweep.evaluators.evaluate import Evaluator, local_judges
+    from alignsweep.evaluators.safety import safe_rate_metrics
+
+    spec = EvaluationSpec.model_validate({"safety": {"limit": 4, "max_new_tokens": 6}, "fairness": {"limit": 4},
+                                          "over_refusal": {"limit": 2}, "utility": {"limit": 2}})
+    judge, name, over, over_name = local_judges(spec)
+    ev = Evaluator(spec, str(tiny_paths["llama"]), judge=judge, judge_name=name, over_refusal_judge=over,
+                   over_refusal_judge_name=over_name)
+    full = ev.evaluate(None, screen=0.5)
+    chosen = {p.prompt_id for p in screen_subset(ev.hazards, 0.5, id_attr="prompt_id")}
+    expected = safe_rate_metrics([i for i in full.safety_items if i["prompt_id"] in chosen])
+    got = [r for r in full.metrics if r["benchmark"] == "screen_safety"]
+    assert [(r["category"], r["value"], r["n"]) for r in got] == [(r["category"], r["value"], r["n"]) for r in expected]
+    assert {r["benchmark"] for r in full.metrics} >= {"safety", "over_refusal", "fairness", "utility", "screen_safety",
+                                                     "screen_over_refusal", "screen_fairness"}
+    only = ev.evaluate(None, screen=0.5, full=False)
+    assert {r["benchmark"] for r in only.metrics} == {"screen_safety", "screen_over_refusal", "screen_fairness"}
+    assert len([i for i in only.safety_items if not i["prompt_id"].startswith("over_refusal/")]) == len(chosen) == 2 * 11
+    assert {r["category"] for r in only.metrics if r["benchmark"] == "screen_over_refusal"} == {f"S{i}" for i in range(1, 12)} | {"overall"}
+    assert "screen_safe_rate" in only.flat() and "safe_rate" not in only.flat()

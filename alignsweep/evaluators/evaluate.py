@@ -25,6 +25,7 @@ from alignsweep.evaluators.records import persist
 from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
 from alignsweep.evaluators.utility import load_utility_questions, task_accuracy_metrics
 from alignsweep.evaluators.safety import (
+    OVER_REFUSAL_ID_PREFIX,
     OVERALL,
     generate_responses,
     over_refusal_items,
@@ -128,15 +129,16 @@ class Evaluator:
         result = EvalResult()
         hazards = self.hazards if full else screen_subset(self.hazards, screen, id_attr="prompt_id")
         bbq = self.bbq if full else screen_subset(self.bbq, screen, id_attr="example_id")
+        look_alikes = self.look_alikes if full else screen_subset(self.look_alikes, screen, id_attr="prompt_id")
         with attached(self.model, adapter_dir) as model:
             if hazards:
                 items = self._safety(model, hazards)
                 result.safety_items += items
                 result.metrics += safe_rate_metrics(items) if full else []
-            if self.look_alikes and full:
-                items = self._over_refusal(model)
+            if look_alikes:
+                items = self._over_refusal(model, look_alikes)
                 result.safety_items += items
-                result.metrics += over_refusal_metrics(items)
+                result.metrics += over_refusal_metrics(items) if full else []
             if bbq:
                 f = self.spec.fairness
                 result.fairness_items = score_bbq(model, self.tokenizer, bbq, prompt=f.prompt,
@@ -154,9 +156,13 @@ class Evaluator:
         """Screen metrics from the subset of the items just scored (all of them in a screen-only run)."""
         hazard_ids = {p.prompt_id for p in screen_subset(self.hazards, fraction, id_attr="prompt_id")}
         bbq_ids = {b.example_id for b in screen_subset(self.bbq, fraction, id_attr="example_id")}
+        look_ids = {f"{OVER_REFUSAL_ID_PREFIX}{p.label}/{p.prompt_id}"
+                    for p in screen_subset(self.look_alikes, fraction, id_attr="prompt_id")}
         safety = [it for it in result.safety_items if it["prompt_id"] in hazard_ids]
+        over = [it for it in result.safety_items if it["prompt_id"] in look_ids]
         fairness = [it for it in result.fairness_items if it["example_id"] in bbq_ids]
-        return as_screen((safe_rate_metrics(safety) if safety else []) + (fairness_metrics(fairness) if fairness else []))
+        return as_screen((safe_rate_metrics(safety) if safety else []) + (over_refusal_metrics(over) if over else [])
+                         + (fairness_metrics(fairness) if fairness else []))
 
     def screen_reference(self, fraction: float) -> dict[str, float]:
         """The base model's screen metrics (flat), scored once per fraction: what a stopper compares against."""
@@ -172,13 +178,13 @@ class Evaluator:
         verdicts = self.judge(list(zip(prompts, responses)))
         return safety_items(hazards, responses, verdicts, self.judge_name)
 
-    def _over_refusal(self, model: Any) -> list[dict[str, Any]]:
+    def _over_refusal(self, model: Any, look_alikes: list[Any]) -> list[dict[str, Any]]:
         s = self.spec.safety
-        prompts = [p.prompt for p in self.look_alikes]
+        prompts = [p.prompt for p in look_alikes]
         responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
                                        batch_size=s.batch_size)
         verdicts = self.over_refusal_judge(list(zip(prompts, responses)))
-        return over_refusal_items(self.look_alikes, responses, verdicts, self.over_refusal_judge_name)
+        return over_refusal_items(look_alikes, responses, verdicts, self.over_refusal_judge_name)
 
 
 #: The screen metrics an alignment-aware stopper watches, reported as `<metric>_delta` (trial − base).

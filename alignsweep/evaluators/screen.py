@@ -1,4 +1,4 @@
-"""The cheap screen: a fixed, stratified subset of the safety and fairness items.
+"""The cheap screen: a fixed, stratified subset of the safety, over-refusal and fairness items.
 
 Why: an alignment-aware stopper must look at every eval interval, and a full evaluation at every
 interval costs more than the training it would save. The subset is *fixed* (chosen by a hash of each
@@ -6,7 +6,7 @@ item's id, not by a seed or by position), so every interval, every trial and the
 scored on exactly the same items and a change is a change of the model, not of the sample; it is
 *stratified* (a share of every category, at least one item each), so a collapse in one hazard
 category cannot hide. Screen metrics are stored under their own benchmark names (`screen_safety`,
-`screen_fairness`), so they are never mistaken for, or averaged with, full-evaluation numbers.
+`screen_over_refusal`, `screen_fairness`), so they are never mistaken for, or averaged with, full-evaluation numbers.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ beside this one under benchmark `utility`, metric `heldout_loss`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from alignsweep.errors import InputError
+from alignsweep.evaluators.datasets import _bundled_path, _rows
 from alignsweep.evaluators.loglik import score_choices
 
 BENCHMARK = "utility"
@@ -32,28 +32,23 @@ class UtilityQuestion:
 
 
 def load_utility_questions(source: str = "bundled") -> list[UtilityQuestion]:
-    """Questions from `bundled` (`alignsweep/data/utility_questions.jsonl`) or a JSONL file of the same shape."""
-    path = Path(__file__).resolve().parent.parent / "data" / "utility_questions.jsonl" if source == "bundled" else Path(source)
+    """Questions from `bundled` (`alignsweep/data/utility_questions.jsonl`), a JSONL file or an `hf:` id;
+    each row: question, choices (a list), label (the right choice's index), optional category."""
+    where, rows = _rows(str(_bundled_path("utility_questions.jsonl")) if source == "bundled" else source)
     out: list[UtilityQuestion] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read utility questions ({exc.strerror or exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, row in rows:
         try:
-            row = json.loads(line)
             choices = tuple(str(c) for c in row["choices"])
-            question = UtilityQuestion(str(row.get("question_id", f"{path.stem}-{number}")), str(row.get("category", "general")),
-                                       str(row["question"]), choices, int(row["label"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}:{number}: needs question, choices (list) and label (int): {exc}") from None
-        if not 0 <= question.label < len(choices) or len(choices) < 2:
-            raise InputError(f"{path}:{number}: label {question.label} is not one of {len(choices)} choices")
+            question = UtilityQuestion(str(row.get("question_id") or f"{Path(where).stem}-{number}"),
+                                       str(row.get("category") or "general"), str(row["question"]), choices,
+                                       int(row["label"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}:{number}: needs question, choices (a list) and label (an int): {exc}") from None
+        if len(choices) < 2 or not 0 <= question.label < len(choices):
+            raise InputError(f"{where}:{number}: label {question.label} is not one of {len(choices)} choices")
         out.append(question)
     if not out:
-        raise InputError(f"{path}: no utility questions")
+        raise InputError(f"{where}: no utility questions")
     return out
 
 
