@@ -483,8 +483,9 @@ def _controls(data: ReportData) -> Section:
     return Section(
         "Controls: presence vs training",
         "Every trial is scored at step 0, adapter initialised but untrained. 'presence' = step 0 − base; "
-        "'training' = last full evaluation − step 0; they add up to the total change. Trials stopped early "
-        "have a control but no final full evaluation ('unfinished').",
+        "'training' = last full evaluation − step 0; per trial they add up to the total change. Trials stopped "
+        "early have a control but no final full evaluation ('unfinished'): presence averages every trial, "
+        "training and total only the finished ones.",
         [("Presence vs training by method (points)", table)], [("controls.png", draw)])
 
 
@@ -544,7 +545,7 @@ def _pareto(data: ReportData) -> Section:
             shown[o.column] = 100 * shown[o.column]
     shown = shown.rename(columns={o.column: o.label for o in OBJECTIVES})
     shown["hyperparameters"] = front.trial_id.map(data.configs.set_index("trial_id")["hyperparameters"])
-    shown.attrs["decimals"] = {"held-out loss": 3, "trainable share": 4}
+    shown.attrs["decimals"] = {"held-out loss": 3, "trainable share": 4, "|bias ambig|": 1}
 
     def draw(fig: Figure) -> None:
         pairs = [("d_safe_rate", "d_over_refusal"), ("d_safe_rate", "d_task_accuracy")]

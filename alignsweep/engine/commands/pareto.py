@@ -41,7 +41,7 @@ def _handle(args: argparse.Namespace) -> int:
     out = Table(title=f"Pareto front of {args.results_dir} ({table.num_rows} configurations)", header_style="bold")
     labels = {o.column: f"{o.label} {'↑' if o.sense == 'max' else '↓'}" for o in OBJECTIVES}
     for name in table.column_names:
-        out.add_column(labels.get(name, name), overflow="fold")
+        out.add_column(labels.get(name, name), overflow="fold", no_wrap=name == "trial_id")
     for row in table.to_pylist():
         out.add_row(*(_cell(k, v) for k, v in row.items()))
     Console().print(out)
@@ -54,7 +54,9 @@ def _cell(column: str, value: object) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        if column.startswith("d_") or column == "abs_bias_ambig":
-            return f"{100 * value:+.1f}"
+        if column.startswith("d_"):
+            return f"{100 * value:+.1f}"  # changes vs base, in points
+        if column == "abs_bias_ambig":
+            return f"{100 * value:.1f}"
         return f"{value:.4f}" if column == "param_share" else f"{value:.3f}"
     return str(value)
