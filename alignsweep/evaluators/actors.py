@@ -49,7 +49,7 @@ class JudgeService:
         self._inflight: dict[str, asyncio.Future] = {}
         self._pending: list[tuple[str, tuple[str, str]]] = []
         self._flushing = False
-        self.requests = self.cache_hits = 0
+        self.requests = self.cache_hits = self.joined_in_flight = 0
         self.batch_sizes: list[int] = []
 
     def key(self, prompt: str, response: str) -> str:
@@ -70,6 +70,7 @@ class JudgeService:
                 self.cache_hits += 1
                 results[i] = self.cache[k]
             elif k in self._inflight:
+                self.joined_in_flight += 1  # the same pair from another trial is being judged now
                 waits.append((i, self._inflight[k]))
             else:
                 fut = loop.create_future()
@@ -102,7 +103,8 @@ class JudgeService:
             self._flushing = False
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "cache_hits": self.cache_hits, "batch_sizes": list(self.batch_sizes),
+        return {"requests": self.requests, "cache_hits": self.cache_hits, "joined_in_flight": self.joined_in_flight,
+                "batch_sizes": list(self.batch_sizes),
                 "cached": len(self.cache), "name": self.name}
 
 

@@ -79,10 +79,17 @@ def attached(base: Any, adapter_dir: str | None, *, method: str = "hot_swap") ->
 
 @dataclass
 class _Kept:
-    """A PeftModel kept on a base between requests, with what was hidden from the base meanwhile."""
+    """A PeftModel kept on a base between requests, with what was hidden from the base meanwhile.
+
+    `targets`: saved-adapter key → the parameter tensor it lands in (LoRA / IA3), so a swap is one
+    `copy_` per tensor; empty for prompt-learning adapters, whose saved embeddings peft computes.
+    `layers`: the injected tuner layers, toggled directly instead of walking every module.
+    """
 
     signature: str
     model: Any
+    targets: dict[str, Any]
+    layers: list[Any]
     hidden: dict[str, Any]
 
 
@@ -97,37 +104,70 @@ def adapter_signature(adapter_dir: str) -> str:
 
 @contextmanager
 def _hot_swapped(base: Any, adapter_dir: str) -> Iterator[Any]:
-    from peft import PeftModel
-    from peft.utils import load_peft_weights, set_peft_model_state_dict
-
     signature = adapter_signature(adapter_dir)
     kept = _KEPT.get(base)
     if kept is not None and kept.signature != signature:
         release(base)
         kept = None
     if kept is None:
-        model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
-        kept = _Kept(signature, model, {})
-        _KEPT[base] = kept
+        kept = _keep(base, adapter_dir, signature)
     else:
         base.__dict__.update(kept.hidden)
         kept.hidden = {}
-        # Same signature → same modules and shapes; peft loads prompt-learning weights outside the
-        # state-dict result (it lists them as unexpected), so that result is no evidence of a mismatch.
-        set_peft_model_state_dict(kept.model, load_peft_weights(adapter_dir, device=_device_of(base)))
-        if not _is_prompt_learning(kept.model):
-            kept.model.base_model.enable_adapter_layers()
-    kept.model.eval()
+        _load_weights(kept, adapter_dir)
+        _set_layers(kept, enabled=True)
     try:
         yield kept.model
     finally:
         _idle(base, kept)
 
 
+def _keep(base: Any, adapter_dir: str, signature: str) -> _Kept:
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils import get_peft_model_state_dict
+
+    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
+    model.eval()
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    targets: dict[str, Any] = {}
+    if not _is_prompt_learning(model):
+        storage = {p.data_ptr(): p for p in model.parameters()}
+        saved = get_peft_model_state_dict(model)
+        found = {k: storage.get(v.data_ptr()) for k, v in saved.items()}
+        if all(p is not None and p.shape == saved[k].shape for k, p in found.items()):
+            targets = found
+    kept = _Kept(signature, model, targets, layers, {})
+    _KEPT[base] = kept
+    return kept
+
+
+def _load_weights(kept: _Kept, adapter_dir: str) -> None:
+    """The new checkpoint's tensors into the kept modules (same signature → same keys and shapes)."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"), device=_device_of(kept.model))
+    if kept.targets and weights.keys() == kept.targets.keys():
+        with torch.no_grad():
+            for key, value in weights.items():
+                kept.targets[key].copy_(value)
+        return
+    from peft.utils import set_peft_model_state_dict
+
+    # peft loads prompt-learning weights outside the state-dict result (it lists them as unexpected),
+    # so that result is no evidence of a mismatch; the signature check already made shapes equal.
+    set_peft_model_state_dict(kept.model, weights)
+
+
+def _set_layers(kept: _Kept, *, enabled: bool) -> None:
+    for layer in kept.layers:
+        layer.enable_adapters(enabled)
+
+
 def _idle(base: Any, kept: _Kept) -> None:
     """Keep the adapter's modules but make the base compute exactly its loaded function."""
-    if not _is_prompt_learning(kept.model):
-        kept.model.base_model.disable_adapter_layers()
+    _set_layers(kept, enabled=False)
     kept.hidden = {a: base.__dict__.pop(a) for a in _PEFT_BASE_ATTRS if a in base.__dict__}
 
 
@@ -137,8 +177,7 @@ def release(base: Any) -> None:
     if kept is None:
         return
     base.__dict__.update(kept.hidden)
-    if not _is_prompt_learning(kept.model):
-        kept.model.base_model.enable_adapter_layers()
+    _set_layers(kept, enabled=True)
     _detach(kept.model)
 
 

@@ -55,7 +55,7 @@ class JudgeSpec(_Strict):
     label_map: dict[str, Literal["safe", "unsafe"]] | None = None  # hf_classifier
     text: Literal["response", "pair"] = "response"  # hf_classifier input
     max_new_tokens: int = Field(default=16, ge=1)
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # "auto": sized to the memory budget
 
     @field_validator("name")
     @classmethod

@@ -140,7 +140,7 @@ class LlamaGuardJudge:
     """
 
     def __init__(self, model: str, *, categories: int | None = None, unsafe_threshold: float | None = None,
-                 max_new_tokens: int = 16, batch_size: int = 8) -> None:
+                 max_new_tokens: int = 16, batch_size: int | str = "auto") -> None:
         from alignsweep.models.loading import load_model, load_tokenizer, resolve_model
 
         ref = resolve_model(model)
@@ -150,7 +150,7 @@ class LlamaGuardJudge:
         self.tokenizer = load_tokenizer(ref.path)
         self.unsafe_threshold = unsafe_threshold
         self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
+        self.batch_size = _guard_batch_size(self.model, batch_size, max_new_tokens)
 
     def _texts(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
         bos = self.tokenizer.bos_token or ""
@@ -189,6 +189,23 @@ class LlamaGuardJudge:
         return out
 
 
+#: Tokens of a Llama Guard prompt with its category list and a short exchange: what "auto" sizes for.
+_GUARD_PROMPT_TOKENS = 512
+
+
+def _guard_batch_size(model: Any, batch_size: int | str, max_new_tokens: int) -> int:
+    """A number, or ("auto") the largest batch of guard prompts the memory budget holds.
+
+    Why: the judge actor receives up to `judge_max_batch` pairs from all trials at once; a fixed
+    batch of 8 leaves most of a GPU (or most per-step overhead on CPU) unused.
+    """
+    if batch_size != "auto":
+        return int(batch_size)
+    from alignsweep.evaluators.generation import auto_batch_size
+
+    return auto_batch_size(model, _GUARD_PROMPT_TOKENS + max_new_tokens)
+
+
 @JUDGES.register("llama_guard")
 def _llama_guard(spec: "JudgeSpec") -> Judge:
     if not spec.model:
@@ -206,7 +223,8 @@ class HFClassifierJudge:
     Labels missing from the map give `unparsed`, so a mis-specified map shows up in the counts.
     """
 
-    def __init__(self, model: str, label_map: dict[str, str], *, text: str = "response", batch_size: int = 8) -> None:
+    def __init__(self, model: str, label_map: dict[str, str], *, text: str = "response",
+                 batch_size: int | str = 8) -> None:
         from transformers import AutoModelForSequenceClassification
 
         from alignsweep.models.loading import load_tokenizer, resolve_model
@@ -218,7 +236,7 @@ class HFClassifierJudge:
         self.tokenizer = load_tokenizer(ref.path)
         self.label_map = {str(k): v for k, v in label_map.items()}
         self.text = text
-        self.batch_size = batch_size
+        self.batch_size = 32 if batch_size == "auto" else int(batch_size)  # encoder classifiers: short inputs
 
     def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         import torch
