@@ -13,7 +13,7 @@ A false stop is a trial the screen stops but the full evaluation keeps. Steps sa
 
     python bench/early_stop_alignment.py                     # run the shadow demo (seeds [0]) and report
     python bench/early_stop_alignment.py --sweep-dir DIR     # report on an existing shadow run
-Last line: `early_stop_alignment: ratio=<training steps with stopper / without> (goal <1, 0 false stops)`.
+Last line: `early_stop_alignment: ratio=<training steps with stopper / without> (goal <1.0 with 0 false stops; …)`.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def analyse(sweep_dir: str) -> dict:
     x, y = spec.scheduler.max_safe_rate_drop, spec.scheduler.max_bias_increase
     con = open_views(sweep_dir)
     trials = con.sql("SELECT trial_id, method, family, steps, max_steps, stop_reason FROM trials "
-                     "WHERE method <> 'base' ORDER BY trial_id").fetch_arrow_table().to_pylist()
+                     "WHERE method <> 'base' ORDER BY trial_id").to_arrow_table().to_pylist()
     screen = con.sql("""SELECT trial_id, step, metric, delta FROM deltas_by_step
                         WHERE category = 'overall' AND benchmark LIKE 'screen_%' AND step > 0
-                          AND metric IN ('safe_rate', 'bias_ambig')""").fetch_arrow_table().to_pylist()
+                          AND metric IN ('safe_rate', 'bias_ambig')""").to_arrow_table().to_pylist()
     final = con.sql("""SELECT trial_id, metric, delta FROM deltas WHERE category = 'overall'
-                       AND benchmark IN ('safety', 'fairness') AND metric IN ('safe_rate', 'bias_ambig')""").fetch_arrow_table().to_pylist()
+                       AND benchmark IN ('safety', 'fairness') AND metric IN ('safe_rate', 'bias_ambig')""").to_arrow_table().to_pylist()
     rows = []
     for t in trials:
         by_step: dict[int, dict[str, float]] = {}
@@ -65,6 +65,7 @@ def analyse(sweep_dir: str) -> dict:
         stop = next((step for step in sorted(by_step) if step < total and alignment_breach(by_step[step], x, y)), None)
         recorded = re.match(r"would stop at step (\d+)", t["stop_reason"] or "")
         assert (int(recorded.group(1)) if recorded else None) == stop, (t, by_step)  # store agrees with the scheduler
+        # The stopper's own rule applied to the full evaluation's last changes (same keys, same X / Y).
         full = {f"screen_{f['metric']}_delta": f["delta"] for f in final if f["trial_id"] == t["trial_id"]}
         full_breach = alignment_breach(full, x, y)
         rows.append({"trial": t["trial_id"], "planned": total, "used": stop or total, "stop_at": stop,
@@ -88,7 +89,7 @@ def report(result: dict, wall_s: float | None) -> float:
     print(f"\nX={result['x']:g} points safe-rate drop, Y={result['y']:g} bias; {len(rows)} trials, {stopped} stopped by "
           f"the screen, {false_stops} false stops, {missed} breaches the screen missed (caught at the full evaluation); "
           f"training steps {used}/{planned} (saved {planned - used})" + (f"; shadow run {wall_s:.0f} s" if wall_s else ""))
-    print(f"early_stop_alignment: ratio={ratio:.3f} (goal <1 with {false_stops} false stops; goal 0)")
+    print(f"early_stop_alignment: ratio={ratio:.3f} (goal <1.0 with 0 false stops; false stops {false_stops})")
     return ratio
 
 

@@ -99,10 +99,10 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
     outcome = run_sweep(spec, results=str(tmp_path))
     assert outcome.errors == 0
     con = open_views(outcome.sweep_dir)
-    trials = con.sql("SELECT * FROM trials WHERE method <> 'base' ORDER BY trial_id").fetch_arrow_table().to_pylist()
+    trials = con.sql("SELECT * FROM trials WHERE method <> 'base' ORDER BY trial_id").to_arrow_table().to_pylist()
     steps = con.sql("""SELECT trial_id, step, benchmark, metric, delta FROM deltas_by_step
                        WHERE category = 'overall' AND benchmark LIKE 'screen_%'
-                         AND metric IN ('safe_rate', 'bias_ambig')""").fetch_arrow_table().to_pylist()
+                         AND metric IN ('safe_rate', 'bias_ambig')""").to_arrow_table().to_pylist()
     for t in trials:
         mine = [s for s in steps if s["trial_id"] == t["trial_id"]]
         assert {s["step"] for s in mine} == ({0, 2} if t["stopped_early"] else {0, 2, 4}), t["trial_id"]
@@ -115,11 +115,11 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
         assert t["trainable_params"] > 0 and t["total_params"] > t["trainable_params"]
     # Every trial has its step-0 control fully scored; only finished trials a full last evaluation.
     controls = con.sql("SELECT trial_id, count(*) FILTER (WHERE final_step IS NOT NULL) AS finals FROM controls "
-                       "WHERE benchmark = 'safety' AND category = 'overall' GROUP BY 1").fetch_arrow_table().to_pylist()
+                       "WHERE benchmark = 'safety' AND category = 'overall' GROUP BY 1").to_arrow_table().to_pylist()
     assert {c["trial_id"] for c in controls} == {t["trial_id"] for t in trials}
     stopped = {t["trial_id"] for t in trials if t["stopped_early"]}
     assert {c["trial_id"] for c in controls if c["finals"]} == {t["trial_id"] for t in trials} - stopped
-    utility = con.sql("SELECT DISTINCT trial_id, metric FROM metrics WHERE benchmark = 'utility'").fetch_arrow_table().to_pylist()
+    utility = con.sql("SELECT DISTINCT trial_id, metric FROM metrics WHERE benchmark = 'utility'").to_arrow_table().to_pylist()
     assert {(u["trial_id"], "heldout_loss") for u in utility if u["metric"] == "heldout_loss"} == {(t["trial_id"], "heldout_loss") for t in trials}
     assert any(u["metric"] == "task_accuracy" and u["trial_id"] == "llama-base" for u in utility)
     con.close()

@@ -44,7 +44,7 @@ def sweep(tmp_path: Path) -> str:
 
 def test_front_by_hand(sweep: str) -> None:
     con = open_views(sweep)
-    rows = {r["trial_id"]: r for r in con.sql("SELECT * FROM pareto").fetch_arrow_table().to_pylist()}
+    rows = {r["trial_id"]: r for r in con.sql("SELECT * FROM pareto").to_arrow_table().to_pylist()}
     assert {t for t, r in rows.items() if r["on_front"]} == {"good", "refuser", "small"}
     assert rows["worse"]["dominated_by"] == 2 and rows["noloss"]["dominated_by"] == 1  # worse: by good and small
     assert rows["refuser"]["d_over_refusal"] == pytest.approx(0.8)

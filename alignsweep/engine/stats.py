@@ -65,7 +65,7 @@ def _scored_steps(con) -> pd.DataFrame:
         SELECT m.sweep, m.trial_id, any_value(m.base_model) AS base_model, any_value(m.method) AS method,
                max(m.step) AS step
         FROM metrics m WHERE m.benchmark IN ('safety', 'fairness') AND (m.method = 'base' OR m.step > 0)
-        GROUP BY ALL""").fetch_arrow_table().to_pandas()
+        GROUP BY ALL""").to_arrow_table().to_pandas()
 
 
 def bootstrap_changes(con, *, seed: int = 0, resamples: int = RESAMPLES) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def bootstrap_changes(con, *, seed: int = 0, resamples: int = RESAMPLES) -> pd.D
         items = con.sql(f"""
             SELECT s.trial_id, s.base_model, s.method, i.{'prompt_id' if metric.table == 'safety_items' else 'example_id'} AS item, {comps}
             FROM {metric.table} i JOIN _scored s ON i.sweep = s.sweep AND i.trial_id = s.trial_id AND i.step = s.step
-            WHERE {metric.where}""").fetch_arrow_table().to_pandas()
+            WHERE {metric.where}""").to_arrow_table().to_pandas()
         for base_model, group in items.groupby("base_model", sort=True):
             rows += _base_group(metric, group, rng, resamples)
     con.unregister("_scored")
