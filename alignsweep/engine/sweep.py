@@ -135,7 +135,8 @@ def _start_evaluators(spec: SweepSpec, eval_spec: Any, sweep_dir: str) -> Any:
         return None
     from alignsweep.evaluators.actors import start_evaluators
 
-    return start_evaluators(eval_spec, [m.ref for m in spec.models], spec.name, sweep_dir)
+    # wait=False: trials start training while the actors load (slots would otherwise idle meanwhile)
+    return start_evaluators(eval_spec, [m.ref for m in spec.models], spec.name, sweep_dir, wait=False)
 
 
 def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:

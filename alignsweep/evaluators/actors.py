@@ -200,9 +200,14 @@ class EvaluatorHandles:
     pools: dict[str, list[Any]]  # base model → evaluator actors
 
 
-def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, results_dir: str) -> EvaluatorHandles:
-    """Start the judge actors and one evaluator pool per base model (driver side; blocks until loaded).
+def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, results_dir: str, *,
+                     wait: bool = True) -> EvaluatorHandles:
+    """Start the judge actors and one evaluator pool per base model (driver side).
 
+    `wait=True` blocks until every actor has loaded. The sweep driver passes `wait=False`: the actors
+    are named as soon as they are created, a request to one that is still loading simply queues, and
+    trials train for a whole eval interval before their first request, so waiting here would only
+    keep every trial slot empty while peft imports and base models load (~10–20 s on a laptop).
     `results_dir` is accepted so the driver passes one set of arguments to both ends; the actors
     write wherever `score_checkpoint` tells them. Keep the returned handles alive for the sweep.
     """
@@ -222,7 +227,8 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
                                           get_if_exists=True, **common)
         .remote([spec.over_refusal.judge], "any_unsafe", s.judge_max_batch),
     }
-    ray.get([j.get_name.remote() for j in judges.values()])
+    if wait:
+        ray.get([j.get_name.remote() for j in judges.values()])
     evaluator_cls = ray.remote(_EvaluatorActor)
     spec_json = spec.model_dump_json()
     pools: dict[str, list[Any]] = {}
@@ -235,7 +241,8 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
                                   get_if_exists=True).remote(spec_json, base, sweep)
             for i in range(pool.actors_per_model)
         ]
-    ray.get([a.__ray_ready__.remote() for actors in pools.values() for a in actors])
+    if wait:
+        ray.get([a.__ray_ready__.remote() for actors in pools.values() for a in actors])
     return EvaluatorHandles(judges=judges, pools=pools)
 
 

@@ -1,0 +1,138 @@
+"""The demo sweep, end to end: slot occupancy, early stopping, and the judge cache on real traffic.
+
+Runs `alignsweep run sweeps/demo.yaml` twice in fresh result directories (as `make demo` does):
+once as written, once with `scheduler.name=none`, same grid. From Tune's own per-trial results
+(`tune/<trial>/result.json`: timestamps, time_this_iter_s) it rebuilds when each trial held a slot:
+- sweep_slots: share of the wall time (command start → exit, Ray start and model building
+  included) during which every trial slot was busy; also over the Tuner's window alone.
+- early_stopping: training steps the scheduled run spent vs the unscheduled one, and whether the
+  best configuration (the scheduler's metric and mode, over each trial's last report) is the same.
+- judge cache: of the demo's judged (judge, prompt, response) rows, the share that repeat an
+  earlier row, i.e. what the judge actor's verdict cache serves without judging.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import table, verdict
+
+DEMO = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+SLOTS_GOAL = 0.90
+SAVED_GOAL = 0.50
+
+
+def run_demo(results: Path, *overrides: str) -> float:
+    """Wall seconds of one `alignsweep run` (a fresh process, as a user runs it)."""
+    cmd = [sys.executable, "-m", "alignsweep.engine.cli", "run", str(DEMO), "--results", str(results), *overrides]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.time() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"demo run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def trial_results(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """trial directory name → its reported results, in order (Tune's result.json, one JSON per line)."""
+    out = {}
+    for path in sorted((sweep_dir / "tune").glob("*/result.json")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            out[path.parent.name] = rows
+    return out
+
+
+def intervals(results: dict[str, list[dict[str, Any]]]) -> list[tuple[float, float]]:
+    """(start, end) per trial in epoch seconds: the first report minus its iteration time, the last report."""
+    spans = []
+    for rows in results.values():
+        end = float(rows[-1]["timestamp"])
+        start = float(rows[0]["timestamp"]) - float(rows[0].get("time_this_iter_s") or 0.0)
+        spans.append((start, end))
+    return spans
+
+
+def busy_share(spans: list[tuple[float, float]], slots: int, window: tuple[float, float]) -> float:
+    """Share of `window` during which at least `slots` trials were running."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    busy, running, last = 0.0, 0, window[0]
+    for t, delta in events:
+        t = min(max(t, window[0]), window[1])
+        if running >= slots:
+            busy += t - last
+        last, running = t, running + delta
+    return busy / max(window[1] - window[0], 1e-9)
+
+
+def steps_and_best(results: dict[str, list[dict[str, Any]]], metric: str, mode: str) -> tuple[int, str, dict[str, float]]:
+    steps = sum(int(rows[-1].get("step") or 0) for rows in results.values())
+    finals = {name: float(rows[-1].get(metric, math.nan)) for name, rows in results.items()}
+    finals = {k: v for k, v in finals.items() if not math.isnan(v)}
+    best = (min if mode == "min" else max)(finals, key=finals.get)
+    return steps, best, finals
+
+
+def judge_repeat_share(sweep_dir: Path) -> tuple[float, int]:
+    import duckdb
+
+    files = f"{sweep_dir}/store/safety_items/**/*.parquet"
+    total, unique = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT (judge, prompt, response)) FROM read_parquet('{files}', union_by_name=true)"
+    ).fetchall()[0]
+    return (1 - unique / total if total else math.nan), int(total)
+
+
+def main() -> tuple[float, float]:
+    from alignsweep.engine.config import load_spec
+
+    spec = load_spec(DEMO)
+    cpus = os.cpu_count() or 1
+    slots = max(1, int(cpus // max(spec.resources.cpu, 1e-9)))
+    if spec.resources.max_concurrent:
+        slots = min(slots, spec.resources.max_concurrent)
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        started = time.time()
+        wall = run_demo(Path(tmp) / "scheduled")
+        scheduled = trial_results(Path(tmp) / "scheduled" / spec.name)
+        spans = intervals(scheduled)
+        fit_window = (min(s for s, _ in spans), max(e for _, e in spans))
+        whole = busy_share(spans, slots, (started, started + wall))
+        fit_share = busy_share(spans, slots, fit_window)
+        repeat, judged = judge_repeat_share(Path(tmp) / "scheduled" / spec.name)
+        wall_none = run_demo(Path(tmp) / "none", "scheduler.name=none")
+        unscheduled = trial_results(Path(tmp) / "none" / spec.name)
+    metric, mode = spec.scheduler.metric, spec.scheduler.mode
+    steps_s, best_s, _ = steps_and_best(scheduled, metric, mode)
+    steps_n, best_n, _ = steps_and_best(unscheduled, metric, mode)
+    saved = 1 - steps_s / steps_n
+    table(f"demo sweep ({len(scheduled)} trials, {slots} slots of {spec.resources.cpu:g} CPU on {cpus} CPUs)",
+          ["measure", "value"], [
+              ["wall, command start to exit (s)", wall],
+              ["first trial start to last trial end (s)", fit_window[1] - fit_window[0]],
+              ["before first trial: Ray, models, actors (s)", fit_window[0] - started],
+              ["all slots busy, share of whole wall", whole],
+              ["all slots busy, share of the Tuner's window", fit_share],
+              ["judged rows / repeats (judge cache hit rate)", f"{judged} / {repeat:.2f}"],
+          ])
+    table(f"early stopping: scheduler {spec.scheduler.name!r} vs none (metric {metric}, {mode})",
+          ["run", "wall (s)", "training steps", "best configuration"], [
+              [spec.scheduler.name, wall, steps_s, best_s],
+              ["none", wall_none, steps_n, best_n],
+          ])
+    print(f"steps saved: {saved:.2f}; same best configuration: {'yes' if best_s == best_n else 'NO'}")
+    verdict("sweep_slots", whole, f">= {SLOTS_GOAL:g} of wall time with every slot busy")
+    verdict("early_stopping", saved, f">= {SAVED_GOAL:g} steps saved, same best: {'yes' if best_s == best_n else 'NO'}")
+    return whole, saved
+
+
+if __name__ == "__main__":
+    main()
