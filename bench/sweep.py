@@ -32,7 +32,7 @@ SAVED_GOAL = 0.50
 
 def run_demo(results: Path, *overrides: str) -> float:
     """Wall seconds of one `alignsweep run` (a fresh process, as a user runs it)."""
-    cmd = [sys.executable, "-m", "alignsweep.engine.cli", "run", str(DEMO), "--results", str(results), *overrides]
+    cmd = [sys.executable, "-m", "alignsweep.engine.cli", "run", str(DEMO), *overrides, "--results", str(results)]
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.time() - start
