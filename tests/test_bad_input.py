@@ -140,15 +140,15 @@ def test_training_dataset_rows(lines: list[str], pattern: str, tmp_path: Path, c
 def test_training_dataset_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"
     expect_bad_input(run_argv(spec_file(tmp_path, dataset=str(tmp_path / "nope.jsonl")), results),
-                     r"nope.jsonl'?: file not found", results, capsys)
+                     r"nope.jsonl: no such file or directory", results, capsys)
 
 
 def _bbq_two_unknowns(path: Path) -> str:
-    from alignsweep.evaluators.datasets import _bundled_path
+    from alignsweep.evaluators.datasets import bundled_path
 
-    row = json.loads(_bundled_path("bbq_items.jsonl").read_text().splitlines()[0])
+    row = json.loads(bundled_path("bbq_items.jsonl").read_text().splitlines()[0])
     row["answer_info"]["ans0"] = ["Cannot be determined", "unknown"]
-    good = _bundled_path("bbq_items.jsonl").read_text().splitlines()[1]
+    good = bundled_path("bbq_items.jsonl").read_text().splitlines()[1]
     path.write_text(good + "\n" + json.dumps(row) + "\n")
     return f"fairness: {{data: {json.dumps(str(path))}}}"
 

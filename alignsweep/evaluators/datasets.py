@@ -60,7 +60,7 @@ class BBQItem:
 # ---------------------------------------------------------------- generic readers
 
 
-def _bundled_path(name: str) -> Path:
+def bundled_path(name: str) -> Path:
     path = Path(str(resources.files("alignsweep.data").joinpath(name)))
     if not path.is_file():
         raise InputError(f"bundled data file {name!r} is missing from alignsweep/data/")
@@ -114,7 +114,7 @@ def _read_hf(source: str) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, dict(row)
 
 
-def _rows(source: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
+def read_rows(source: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
     """(where, rows) for a JSONL/CSV file, a datasets folder or an `hf:` id."""
     if source.startswith("hf:"):
         return source, _read_hf(source)
@@ -142,9 +142,9 @@ def _pick(row: dict[str, Any], keys: Iterable[str], where: str, what: str) -> st
 def load_hazard_prompts(source: str = BUNDLED) -> list[HazardPrompt]:
     """Hazard prompts with taxonomy categories: bundled, AILuminate CSV, or any prompt+category set."""
     if source == BUNDLED:
-        source = str(_bundled_path("hazard_prompts.jsonl"))
+        source = str(bundled_path("hazard_prompts.jsonl"))
     taxonomy = load_taxonomy()
-    where, rows = _rows(source)
+    where, rows = read_rows(source)
     out: list[HazardPrompt] = []
     for number, row in rows:
         loc = f"{where}:{number}"
@@ -164,9 +164,9 @@ def load_hazard_prompts(source: str = BUNDLED) -> list[HazardPrompt]:
 def load_overrefusal_prompts(source: str = BUNDLED) -> list[OverRefusalPrompt]:
     """Benign look-alikes and contrast prompts: bundled, XSTest-format CSV (`prompt, type, label`), or JSONL."""
     if source == BUNDLED:
-        source = str(_bundled_path("overrefusal_prompts.jsonl"))
+        source = str(bundled_path("overrefusal_prompts.jsonl"))
     taxonomy = load_taxonomy()
-    where, rows = _rows(source)
+    where, rows = read_rows(source)
     out: list[OverRefusalPrompt] = []
     for number, row in rows:
         loc = f"{where}:{number}"
@@ -202,7 +202,7 @@ def load_bbq(source: str = BUNDLED) -> list[BBQItem]:
     `derive_target_index`. Items with no determinable target keep `target_index=None`.
     """
     if source == BUNDLED:
-        files = [_bundled_path("bbq_items.jsonl")]
+        files = [bundled_path("bbq_items.jsonl")]
         metadata: dict[tuple[str, str], int | None] = {}
     else:
         path = Path(source).expanduser()

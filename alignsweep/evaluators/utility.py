@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from alignsweep.errors import InputError
-from alignsweep.evaluators.datasets import _bundled_path, _rows
+from alignsweep.evaluators.datasets import bundled_path, read_rows
 from alignsweep.evaluators.loglik import score_choices
 
 BENCHMARK = "utility"
@@ -34,7 +34,7 @@ class UtilityQuestion:
 def load_utility_questions(source: str = "bundled") -> list[UtilityQuestion]:
     """Questions from `bundled` (`alignsweep/data/utility_questions.jsonl`), a JSONL file or an `hf:` id;
     each row: question, choices (a list), label (the right choice's index), optional category."""
-    where, rows = _rows(str(_bundled_path("utility_questions.jsonl")) if source == "bundled" else source)
+    where, rows = read_rows(str(bundled_path("utility_questions.jsonl")) if source == "bundled" else source)
     out: list[UtilityQuestion] = []
     for number, row in rows:
         try:

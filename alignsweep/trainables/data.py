@@ -8,12 +8,12 @@ its file and line.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
 from alignsweep.chat import Message
 from alignsweep.errors import InputError
+from alignsweep.evaluators.datasets import bundled_path, read_rows
 
 BUNDLED = "bundled"
 _PROMPT_KEYS = ("instruction", "prompt", "question")
@@ -21,35 +21,24 @@ _REPLY_KEYS = ("output", "response", "completion", "answer")
 
 
 def bundled_instructions_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "data" / "instructions.jsonl"
+    return bundled_path("instructions.jsonl")
 
 
 def load_conversations(source: str, *, split: str = "train", limit: int | None = None) -> list[list[Message]]:
     """Conversations for fine-tuning from `bundled`, a local JSONL path, or a hub dataset id."""
     if source == BUNDLED:
-        return _from_jsonl(bundled_instructions_path(), limit)
+        return _from_file(bundled_instructions_path(), limit)
     path = Path(source).expanduser()
-    if path.suffix in (".jsonl", ".json") or path.exists():
-        if not path.is_file():
-            raise InputError(f"training dataset {source!r}: file not found")
-        return _from_jsonl(path, limit)
+    if path.suffix in (".jsonl", ".json", ".csv") or path.exists():
+        return _from_file(path, limit)
     return _from_hub(source, split, limit)
 
 
-def _from_jsonl(path: Path, limit: int | None) -> list[list[Message]]:
+def _from_file(path: Path, limit: int | None) -> list[list[Message]]:
+    where, rows = read_rows(str(path))
     conversations: list[list[Message]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read training dataset ({exc})") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        conversations.append(row_to_conversation(row, f"{path}:{lineno}"))
+    for lineno, row in rows:
+        conversations.append(row_to_conversation(row, f"{where}:{lineno}"))
         if limit is not None and len(conversations) >= limit:
             break
     if not conversations:
