@@ -22,17 +22,6 @@ BBQ_ROWS = {"Age": 3680, "Disability_status": 1556, "Nationality": 3080, "Physic
             "Religion": 1200, "Sexual_orientation": 864}
 
 
-@pytest.fixture(scope="module")
-def shared_data() -> Path:
-    """`<repo>/../shared/data`; skipped when absent unless ALIGNSWEEP_REQUIRE_SHARED_DATA=1."""
-    path = REPO.parent / "shared" / "data"
-    if not path.is_dir():
-        if os.environ.get("ALIGNSWEEP_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"shared data required but missing: {path}")
-        pytest.skip(f"shared data not found at {path}")
-    return path
-
-
 @pytest.mark.shared_data
 def test_real_bbq_release_directory(shared_data):
     items = load_bbq(str(shared_data / "bbq"))
