@@ -67,3 +67,17 @@ def shared_data() -> Path:
             pytest.fail(f"shared data required but missing: {path}")
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    """A private local Ray instance (2 CPUs, no dashboard) for one test module, always shut down."""
+    import ray
+
+    from alignsweep.engine.runtime import local_init_kwargs
+
+    ray.init(**local_init_kwargs(num_cpus=2), log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -15,7 +15,6 @@ from alignsweep.engine.schedulers import SCHEDULERS, alignment_breach
 from alignsweep.errors import InputError
 from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
 from alignsweep.evaluators.screen import screen_subset
-from test_sweep import ray_local  # noqa: F401 — the module-scoped local Ray fixture, shared
 
 
 def test_breach_rule_reads_points_and_ignores_undefined_changes() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pyarrow.parquet as pq
+import ray
 import pytest
 
 from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.actors import JudgeService, judge_actor_class, score_checkpoint, start_evaluators
 from alignsweep.evaluators.config import EvaluationSpec, JudgeSpec
-from alignsweep.evaluators.fairness import fairness_metrics
 
 
 def test_judge_service_batches_concurrent_requests_and_caches():
@@ -29,32 +29,20 @@ def test_judge_service_batches_concurrent_requests_and_caches():
     assert service.cache_hits == 1 and service.batch_sizes == [3]
 
 
-@pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),
-             log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.slow
-def test_judge_actor_caches_across_calls(ray_session):
+def test_judge_actor_caches_across_calls(ray_local):
     actor = judge_actor_class().options(num_cpus=0).remote([JudgeSpec(name="refusal")])
     pairs = [("a", "I cannot help with that."), ("b", "Sure.")]
-    first = ray_session.get(actor.judge.remote(pairs))
-    again = ray_session.get(actor.judge.remote(pairs))
+    first = ray.get(actor.judge.remote(pairs))
+    again = ray.get(actor.judge.remote(pairs))
     assert first == again
-    stats = ray_session.get(actor.get_stats.remote())
+    stats = ray.get(actor.get_stats.remote())
     assert stats["cache_hits"] == 2 and sum(stats["batch_sizes"]) == 2
-    ray_session.kill(actor)
+    ray.kill(actor)
 
 
 @pytest.mark.slow
-def test_score_checkpoint_end_to_end(ray_session, tmp_path):
+def test_score_checkpoint_end_to_end(ray_local, tmp_path):
     base = build_model(tmp_path / "base")
     adapter = save_adapter(base, tmp_path / "lora", "lora")
     spec = EvaluationSpec.model_validate({
@@ -73,6 +61,6 @@ def test_score_checkpoint_end_to_end(ray_session, tmp_path):
     assert {r["category"] for r in safety if r["trial_id"] == "trial-1"} >= {f"S{i}" for i in range(1, 12)}
     for actors in handles.pools.values():
         for a in actors:
-            ray_session.kill(a)
+            ray.kill(a)
     for j in handles.judges.values():
-        ray_session.kill(j)
+        ray.kill(j)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pytest
@@ -29,18 +29,6 @@ def small_spec(name: str, evaluation: dict[str, Any] | None = None) -> Any:
             "evaluation": evaluation,
         }
     )
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, namespace="alignsweep", log_to_driver=False,
-             configure_logging=True, logging_level="ERROR")
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def trials_table(sweep_dir: str) -> list[dict[str, Any]]:

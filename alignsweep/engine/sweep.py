@@ -24,7 +24,7 @@ from alignsweep.engine.schedulers import SCHEDULERS
 from alignsweep.engine.trials_table import TrialsTableCallback, base_trial_id, base_trial_row
 from alignsweep.errors import InputError
 from alignsweep.store import _fs
-from alignsweep.store import read_manifest, update_manifest, write_manifest, write_records
+from alignsweep.store import update_manifest, write_manifest, write_records
 from alignsweep.trainables.plan import TrialPlan
 
 SPEC_FILE = "sweep.yaml"

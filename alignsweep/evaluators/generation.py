@@ -170,6 +170,7 @@ def _greedy_prompt_learning(model: Any, enc: dict[str, Any], max_new_tokens: int
     finished = torch.zeros(batch, dtype=torch.bool, device=ids.device)
     generated = []
     past = None
+    next_ids = ids[:, -1]  # replaced by the first step's argmax before it is ever fed back
     with torch.no_grad():
         for _ in range(max_new_tokens):
             if past is None:

@@ -172,8 +172,6 @@ def _groups(encoded: list[Encoded]) -> list[tuple[list[int], int]]:
 
 def _score_shared_prefix(model: Any, tokenizer: Any, encoded: list[Encoded], batch_size: int) -> list[ChoiceScore]:
     """Each group's prefix once (KV cache), then every choice's tail from a copy of that cache."""
-    import torch
-
     groups = _groups(encoded)
     scores: list[ChoiceScore] = [ChoiceScore(0.0, 0, False)] * len(encoded)
     lone = [g for g in groups if g[1] < 1]  # nothing shared (a single short request): reference path
