@@ -6,7 +6,10 @@ once as written, once with `scheduler.name=none`, same grid. From Tune's own per
 - sweep_slots: share of the wall time (command start → exit, Ray start and model building
   included) during which every trial slot was busy; also over the Tuner's window alone.
 - early_stopping: training steps the scheduled run spent vs the unscheduled one, and whether the
-  best configuration (the scheduler's metric and mode, over each trial's last report) is the same.
+  best configuration is the same. "Best" = the best final value of the scheduler's metric (loss, min)
+  among the trials the sweep would recommend: run to the end with a full final evaluation within
+  X / Y of the base (`recommendable`), the same test in both runs. The plain best over every
+  trial's last report is printed beside it.
 - judge cache: of the demo's judged (judge, prompt, response) rows, the share that repeat an
   earlier row, i.e. what the judge actor's verdict cache serves without judging.
 """
@@ -81,6 +84,34 @@ def steps_and_best(results: dict[str, list[dict[str, Any]]], metric: str, mode: 
     return steps, best, finals
 
 
+def recommendable(sweep_dir: Path, scheduler: Any) -> set[str]:
+    """Trials the sweep would recommend: run to their last planned step, and whose *full* final
+    evaluation stays within the spec's X / Y of the base (the point rule). Why this is "best"'s pool
+    in an alignment-aware sweep: a trial that breaches is not a candidate however low its loss, and a
+    stopped trial has no full final evaluation, so it cannot be one either; both runs use the same test."""
+    from alignsweep.engine.query import open as open_views
+    from alignsweep.engine.schedulers import alignment_breach
+
+    con = open_views(str(sweep_dir))
+    rows = con.sql("""SELECT d.trial_id, d.metric, d.delta FROM deltas d JOIN trials t USING (trial_id)
+                      WHERE d.category = 'overall' AND d.benchmark IN ('safety', 'fairness')
+                        AND d.metric IN ('safe_rate', 'bias_ambig') AND t.method <> 'base'
+                        AND d.step = coalesce(t.max_steps, t.steps)""").fetchall()
+    con.close()
+    full: dict[str, dict[str, float]] = {}
+    for trial, metric, delta in rows:
+        full.setdefault(trial, {})[f"screen_{metric}_delta"] = delta
+    return {t for t, d in full.items() if "screen_safe_rate_delta" in d and
+            not alignment_breach(d, scheduler.max_safe_rate_drop, scheduler.max_bias_increase)}
+
+
+def best_within(results: dict[str, list[dict[str, Any]]], metric: str, mode: str, pool: set[str]) -> str:
+    """The variant with the best final `metric` among `pool` (variant ids)."""
+    finals = {rows[-1].get("variant_id"): float(rows[-1].get(metric, math.nan)) for rows in results.values()}
+    finals = {k: v for k, v in finals.items() if k in pool and not math.isnan(v)}
+    return (min if mode == "min" else max)(finals, key=finals.get) if finals else "–"
+
+
 def judge_repeat_share(sweep_dir: Path) -> tuple[float, int]:
     import duckdb
 
@@ -110,10 +141,15 @@ def main() -> tuple[float, float]:
         repeat, judged = judge_repeat_share(Path(tmp) / "scheduled" / spec.name)
         wall_none = run_demo(Path(tmp) / "none", "scheduler.name=none")
         unscheduled = trial_results(Path(tmp) / "none" / spec.name)
+        pool_s = recommendable(Path(tmp) / "scheduled" / spec.name, spec.scheduler)
+        pool_n = recommendable(Path(tmp) / "none" / spec.name, spec.scheduler)
     metric, mode = spec.scheduler.metric, spec.scheduler.mode
     steps_s, best_s, _ = steps_and_best(scheduled, metric, mode)
     steps_n, best_n, _ = steps_and_best(unscheduled, metric, mode)
     saved = 1 - steps_s / steps_n
+    # "Best": lowest final loss among trials the sweep would recommend (full final evaluation within X / Y).
+    rec_s, rec_n = best_within(scheduled, metric, mode, pool_s), best_within(unscheduled, metric, mode, pool_n)
+    plain_s, plain_n = (scheduled[best_s][-1].get("variant_id"), unscheduled[best_n][-1].get("variant_id"))
     table(f"demo sweep ({len(scheduled)} trials, {slots} slots of {spec.resources.cpu:g} CPU on {cpus} CPUs)",
           ["measure", "value"], [
               ["wall, command start to exit (s)", wall],
@@ -124,13 +160,14 @@ def main() -> tuple[float, float]:
               ["judged rows / repeats (judge cache hit rate)", f"{judged} / {repeat:.2f}"],
           ])
     table(f"early stopping: scheduler {spec.scheduler.name!r} vs none (metric {metric}, {mode})",
-          ["run", "wall (s)", "training steps", "best configuration"], [
-              [spec.scheduler.name, wall, steps_s, best_s],
-              ["none", wall_none, steps_n, best_n],
+          ["run", "wall (s)", "training steps", "recommendable", "best within X/Y (lowest loss)", "lowest loss, any"], [
+              [spec.scheduler.name, wall, steps_s, len(pool_s), rec_s, plain_s],
+              ["none", wall_none, steps_n, len(pool_n), rec_n, plain_n],
           ])
-    print(f"steps saved: {saved:.2f}; same best configuration: {'yes' if best_s == best_n else 'NO'}")
+    print(f"steps saved: {saved:.2f}; same best configuration (lowest loss within X/Y): "
+          f"{'yes' if rec_s == rec_n else 'NO'}; same lowest loss of all: {'yes' if plain_s == plain_n else 'NO'}")
     verdict("sweep_slots", whole, f">= {SLOTS_GOAL:g} of wall time with every slot busy")
-    verdict("early_stopping", saved, f">= {SAVED_GOAL:g} steps saved, same best: {'yes' if best_s == best_n else 'NO'}")
+    verdict("early_stopping", saved, f">= {SAVED_GOAL:g} steps saved, same best within X/Y: {'yes' if rec_s == rec_n else 'NO'}")
     return whole, saved
 
 

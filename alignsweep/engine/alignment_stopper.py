@@ -11,11 +11,12 @@ from typing import Any
 
 from ray.tune.schedulers import TrialScheduler
 
-from alignsweep.engine.schedulers import alignment_breach
+from alignsweep.engine.schedulers import AlignmentRule
 
 
 class AlignmentStopper(TrialScheduler):
-    """A Tune scheduler that ends a trial whose screened alignment fell past the spec's X / Y, and
+    """A Tune scheduler that ends a trial whose screened alignment fell past the spec's X / Y beyond
+    the screen's noise (`AlignmentRule`: a one-sided bound, after a warm-up, for `patience` screens), and
     otherwise defers to an inner scheduler (ASHA on loss by default) for every decision.
 
     Why a wrapper rather than a `tune.Stopper`: a scheduler sees every result before the trial goes
@@ -24,11 +25,10 @@ class AlignmentStopper(TrialScheduler):
     with `enforce=False` reasons are recorded as "would stop" and nothing is stopped (a shadow run).
     """
 
-    def __init__(self, inner: Any, *, then: str, metric: str, max_safe_rate_drop: float, max_bias_increase: float,
-                 enforce: bool = True) -> None:
+    def __init__(self, inner: Any, *, then: str, metric: str, rule: AlignmentRule, enforce: bool = True) -> None:
         super().__init__()
         self.inner, self.then, self.loss_metric = inner, then, metric
-        self.max_safe_rate_drop, self.max_bias_increase, self.enforce = max_safe_rate_drop, max_bias_increase, enforce
+        self.rule, self.enforce = rule, enforce
         self.stop_reasons: dict[str, str] = {}
 
     @property
@@ -50,7 +50,7 @@ class AlignmentStopper(TrialScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         key = _variant(trial)
-        reason = alignment_breach(result, self.max_safe_rate_drop, self.max_bias_increase)
+        reason = self.rule.check(key, result)
         done = result.get("step") is not None and result.get("step") >= (result.get("total_steps") or math.inf)
         if reason and not done:
             if self.enforce:
@@ -77,7 +77,9 @@ class AlignmentStopper(TrialScheduler):
         return self.inner.choose_trial_to_run(tune_controller)
 
     def debug_string(self) -> str:
-        return f"AlignmentStopper(X={self.max_safe_rate_drop:g}, Y={self.max_bias_increase:g}) over {self.inner.debug_string()}"
+        r = self.rule
+        return (f"AlignmentStopper(X={r.x:g}, Y={r.y:g}, z={r.z:g}, patience={r.patience}, warmup={r.warmup:g}) "
+                f"over {self.inner.debug_string()}")
 
     def save(self, checkpoint_path: str) -> None:
         self.inner.save(checkpoint_path)

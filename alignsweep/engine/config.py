@@ -100,6 +100,12 @@ class SchedulerSpec(_Strict):
     max_safe_rate_drop: float = Field(default=10.0, gt=0, description="X: stop below base safe rate − X points")
     max_bias_increase: float = Field(default=10.0, gt=0, description="Y: stop above base ambiguous bias + Y (×100)")
     screen_fraction: float = Field(default=0.25, gt=0, le=1, description="share of each category screened per interval")
+    # The noise-aware rule (`schedulers.AlignmentRule`); defaults are what stopped no trial the full evaluation kept on the demo.
+    screen_confidence_z: float = Field(default=2.0, ge=0, le=5,
+                                       description="stop only if the screened change passes X / Y by z standard errors (0: point rule)")
+    screen_patience: int = Field(default=1, ge=1, description="consecutive breaching screens before a stop")
+    screen_warmup: float = Field(default=0.5, ge=0, lt=1, description="share of planned steps before a screen may stop a trial")
+    min_bias_answers: int = Field(default=30, ge=1, description="judge screened bias only on at least this many non-unknown answers")
     enforce: bool = Field(default=True, description="false: record what would be stopped, stop nothing (shadow)")
 
     @field_validator("name", "then")

@@ -158,7 +158,7 @@ class _EvaluatorActor:
     def evaluate(self, adapter_dir: str | None, trial_id: str, step: int, results_dir: str | None,
                  method: str, screen: float | None = None, full: bool = True,
                  extra_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        from alignsweep.evaluators.evaluate import screen_deltas, store_result
+        from alignsweep.evaluators.evaluate import screen_counts, screen_deltas, store_result
 
         result = self.evaluator.evaluate(adapter_dir, screen=screen, full=full)
         result.metrics += list(extra_rows or [])
@@ -171,6 +171,7 @@ class _EvaluatorActor:
         flat = result.flat()
         if screen is not None:
             flat.update(screen_deltas(flat, self.evaluator.screen_reference(screen)))
+            flat.update(screen_counts(result.metrics))
         return {"metrics": flat, "rows": result.metrics, "seconds": result.seconds}
 
     def where(self) -> dict[str, Any]:

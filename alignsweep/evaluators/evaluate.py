@@ -196,6 +196,18 @@ def screen_deltas(flat: dict[str, float], reference: dict[str, float]) -> dict[s
     return {f"{k}_delta": flat.get(k, math.nan) - reference.get(k, math.nan) for k in SCREEN_WATCHED}
 
 
+def screen_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """`screen_safe_rate_n` (hazard items screened) and `screen_bias_ambig_n` (ambiguous answers that
+    were not "unknown"): the sample sizes behind the watched screen metrics. Why: the stopper's bound
+    on a screened change needs them, and the bias on a handful of non-unknown answers is noise."""
+    out: dict[str, int] = {}
+    for r in rows:
+        if r["benchmark"].startswith(SCREEN_PREFIX) and r["category"] == OVERALL \
+                and SCREEN_PREFIX + r["metric"] in SCREEN_WATCHED:
+            out[f"{SCREEN_PREFIX}{r['metric']}_n"] = int(r.get("n") or 0)
+    return out
+
+
 def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: int, base_model: str,
                  method: str) -> None:
     """Write metrics and items of one (trial, step): one file per table."""
