@@ -1,7 +1,7 @@
 """The bad-input catalogue (docs/bad-input.md): each malformed input is one line, exit 2, nothing written.
 
-These run the real CLI in-process with real files; no Ray starts, because every check here runs
-before it (engine.preflight). Spec-field errors live in tests/test_config.py and are counted there.
+These run the real CLI in-process with real files. Every check here (engine.preflight) runs before
+anything is written; `run` starts Ray on a thread meanwhile and shuts it down when a check fails. Spec-field errors live in tests/test_config.py and are counted there.
 """
 
 from __future__ import annotations

@@ -78,23 +78,15 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
 
 def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
               num_cpus: int | None = None, console: Any = None) -> SweepOutcome:
-    """Run (or continue) the whole sweep and return a summary; raises InputError before Ray starts."""
+    """Run (or continue) the whole sweep and return a summary; bad input raises InputError before anything is written."""
     from alignsweep.engine.preflight import check_sweep_inputs
-    from alignsweep.engine.runtime import ray_session
+    from alignsweep.engine.runtime import ray_starting
     from alignsweep.models.loading import resolve_model
     from alignsweep.trainables.peft_trial import peft_trial
 
     plans = expand_trials(spec)
     eval_spec = spec.evaluation_spec()
     sweep_dir = sweep_dir_for(spec, results)
-    for model in spec.models:  # build tiny models once here, before trials race to build them
-        resolve_model(model.ref)
-    check_sweep_inputs(spec, sweep_dir)  # models, data, results path: bad input fails before anything is written
-    resumable = prepare_sweep_dir(spec, sweep_dir)
-    if resumable:
-        update_manifest(sweep_dir, finished=None, resumed=True)
-
-    started = time.time()
     # Ctrl-C: Tune's own handler would end fit() as if the sweep were done; let KeyboardInterrupt through
     # instead (exit 130, manifest left unfinished). Checkpoints and Tune's state are already on disk,
     # so `alignsweep resume` continues exactly as after a crash.
@@ -102,7 +94,18 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     # Persist Tune's experiment state after every event (it is small), so a driver killed right after a
     # trial finished does not replay that trial on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    with ray_session(address, num_cpus=num_cpus):
+    # Ray starts on a thread while the checks below run (slots would idle through both otherwise);
+    # a failed check still raises before anything is written, and leaving the block shuts Ray down.
+    with ray_starting(address, num_cpus=num_cpus) as ray_ready:
+        for model in spec.models:  # build tiny models once here, before trials race to build them
+            resolve_model(model.ref)
+        check_sweep_inputs(spec, sweep_dir)  # models, data, results path: bad input fails before anything is written
+        ray_ready()  # a Ray that cannot start (a bad --address) fails here, before the directory is claimed
+        resumable = prepare_sweep_dir(spec, sweep_dir)
+        if resumable:
+            update_manifest(sweep_dir, finished=None, resumed=True)
+
+        started = time.time()
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
         with ThreadPoolExecutor(max_workers=max(1, len(spec.models))) as pool:
             base_jobs = [pool.submit(_score_base, spec, m.ref, sweep_dir) for m in spec.models] if handles else []
