@@ -53,6 +53,14 @@ def _non_empty(values: list[Any], name: str) -> list[Any]:
     return values
 
 
+def _positive_ints(values: list[int], name: str) -> list[int]:
+    """A grid of sizes (ranks, token counts, widths): at least one value, each ≥ 1."""
+    _non_empty(values, name)
+    if any(v < 1 for v in values):
+        raise ValueError(f"{name} must be ≥ 1")
+    return values
+
+
 class LoraGrid(MethodGrid):
     grid_fields: ClassVar[tuple[str, ...]] = ("r", "alpha", "dropout")
     r: list[int] = Field(default_factory=lambda: [8])
@@ -64,9 +72,9 @@ class LoraGrid(MethodGrid):
     @field_validator("r", "alpha", "dropout", "target_modules")
     @classmethod
     def _check(cls, values: list[Any], info: Any) -> list[Any]:
+        if info.field_name == "r":
+            return _positive_ints(values, "r")
         _non_empty(values, info.field_name)
-        if info.field_name == "r" and any(v < 1 for v in values):
-            raise ValueError("every rank must be ≥ 1")
         if info.field_name == "dropout" and any(not 0 <= v < 1 for v in values):
             raise ValueError("dropout must be in [0, 1)")
         return values
@@ -109,17 +117,14 @@ class PromptTuningGrid(MethodGrid):
 
     @field_validator("num_virtual_tokens")
     @classmethod
-    def _check(cls, values: list[int]) -> list[int]:
-        _non_empty(values, "num_virtual_tokens")
-        if any(v < 1 for v in values):
-            raise ValueError("num_virtual_tokens must be ≥ 1")
-        return values
+    def _check(cls, values: list[int], info: Any) -> list[int]:
+        return _positive_ints(values, info.field_name)
 
     @classmethod
     def build(cls, hp: dict[str, Any], base_path: str) -> Any:
         from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
-        # TEXT init is applied by the trial from the base's own tokenizer (see peft_trial): peft would
+        # TEXT init is applied by the trial from the base's own tokenizer (see `PeftTrainer._init_prompt_from_text`): peft would
         # reload the tokenizer with AutoTokenizer, which changes the ids of some saved tokenizers.
         return PromptTuningConfig(
             task_type=TaskType.CAUSAL_LM,
@@ -137,10 +142,7 @@ class PTuningGrid(MethodGrid):
     @field_validator("num_virtual_tokens", "encoder_hidden_size")
     @classmethod
     def _check(cls, values: list[int], info: Any) -> list[int]:
-        _non_empty(values, info.field_name)
-        if any(v < 1 for v in values):
-            raise ValueError(f"{info.field_name} must be ≥ 1")
-        return values
+        return _positive_ints(values, info.field_name)
 
     @classmethod
     def build(cls, hp: dict[str, Any], base_path: str) -> Any:
