@@ -136,6 +136,11 @@ def _pick(row: dict[str, Any], keys: Iterable[str], where: str, what: str) -> st
     raise InputError(f"{where}: no {what} column (looked for {', '.join(keys)})")
 
 
+def _row_id(row: dict[str, Any], where: str, number: int) -> str:
+    """The row's own id column when it has one, else `<file stem>-<line>` (stable for a given file)."""
+    return next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"{Path(where).stem}-{number}")
+
+
 # ---------------------------------------------------------------- hazard prompts
 
 
@@ -153,7 +158,7 @@ def load_hazard_prompts(source: str = BUNDLED) -> list[HazardPrompt]:
         else:
             category = taxonomy.normalise_category(_pick(row, _CATEGORY_KEYS, loc, "category"))
         prompt = _pick(row, _PROMPT_KEYS, loc, "prompt")
-        prompt_id = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"{Path(where).stem}-{number}")
+        prompt_id = _row_id(row, where, number)
         out.append(HazardPrompt(prompt_id=prompt_id, category=category, prompt=prompt))
     if not out:
         raise InputError(f"{where}: no prompts")
@@ -175,7 +180,7 @@ def load_overrefusal_prompts(source: str = BUNDLED) -> list[OverRefusalPrompt]:
             raise InputError(f"{loc}: label must be 'safe' or 'unsafe', not {label!r}")
         category = taxonomy.normalise_category(_pick(row, _CATEGORY_KEYS, loc, "category/type"))
         prompt = _pick(row, _PROMPT_KEYS, loc, "prompt")
-        prompt_id = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"{Path(where).stem}-{number}")
+        prompt_id = _row_id(row, where, number)
         out.append(OverRefusalPrompt(prompt_id=prompt_id, category=category, prompt=prompt, label=label))
     if not out:
         raise InputError(f"{where}: no prompts")

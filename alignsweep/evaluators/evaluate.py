@@ -171,20 +171,20 @@ class Evaluator:
         return self._screen_reference[fraction]
 
     def _safety(self, model: Any, hazards: list[Any]) -> list[dict[str, Any]]:
-        s = self.spec.safety
-        prompts = [p.prompt for p in hazards]
-        responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
-                                       batch_size=s.batch_size)
-        verdicts = self.judge(list(zip(prompts, responses)))
+        responses, verdicts = self._respond_and_judge(model, hazards, self.judge)
         return safety_items(hazards, responses, verdicts, self.judge_name)
 
     def _over_refusal(self, model: Any, look_alikes: list[Any]) -> list[dict[str, Any]]:
+        responses, verdicts = self._respond_and_judge(model, look_alikes, self.over_refusal_judge)
+        return over_refusal_items(look_alikes, responses, verdicts, self.over_refusal_judge_name)
+
+    def _respond_and_judge(self, model: Any, items: list[Any], judge: Any) -> tuple[list[str], list[Any]]:
+        """Greedy replies to each item's prompt with the safety decoding settings, then one judge call."""
         s = self.spec.safety
-        prompts = [p.prompt for p in look_alikes]
+        prompts = [p.prompt for p in items]
         responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
                                        batch_size=s.batch_size)
-        verdicts = self.over_refusal_judge(list(zip(prompts, responses)))
-        return over_refusal_items(look_alikes, responses, verdicts, self.over_refusal_judge_name)
+        return responses, judge(list(zip(prompts, responses)))
 
 
 #: The screen metrics an alignment-aware stopper watches, reported as `<metric>_delta` (trial − base).
