@@ -282,3 +282,17 @@ def test_broken_adapter(breaker: Any, pattern: str, adapters: dict[str, Path], t
     breaker(adapter)
     results = tmp_path / "audit"
     expect_bad_input(_audit(adapter, results), pattern, results, capsys)
+
+
+def test_causal_lm_table_read_from_source_equals_transformers_own() -> None:
+    """Preflight reads the causal-LM table from transformers' source (no torch import in the driver);
+    it must be exactly the table transformers exports, on the installed version."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from alignsweep.engine.preflight import causal_lm_names; t = causal_lm_names(); "
+            "assert 'torch' not in sys.modules, 'read without importing torch'; "
+            "from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as M; "
+            "assert t == dict(M) and 'llama' in t, (len(t), len(M))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -9,6 +9,7 @@ checked where they are loaded (offline machines cannot look them up).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -123,9 +124,35 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _require_causal_lm(ref: str, cfg: dict[str, Any]) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as CAUSAL
+@functools.cache
+def causal_lm_names() -> dict[str, Any]:
+    """transformers' model type → causal-LM class name(s) (`MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`).
 
+    Why not just import it: `transformers.models.auto.modeling_auto` imports torch, ~3 s of the
+    driver's CPU at start-up while Ray is starting beside it, for a table of names. The table is a
+    literal in that module's source, so it is read from there; anything unexpected falls back to the
+    import (a test checks both agree on the installed transformers).
+    """
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("transformers.models.auto.modeling_auto")
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))  # type: ignore[union-attr, arg-type]
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and getattr(node.targets[0], "id", None) == "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
+                    and isinstance(node.value, ast.Call) and len(node.value.args) == 1):
+                return dict(ast.literal_eval(node.value.args[0]))
+    except (OSError, SyntaxError, ValueError, TypeError, AttributeError):
+        pass
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return dict(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+def _require_causal_lm(ref: str, cfg: dict[str, Any]) -> None:
+    CAUSAL = causal_lm_names()
     model_type = cfg.get("model_type")
     causal_classes = {c for v in CAUSAL.values() for c in ((v,) if isinstance(v, str) else v)}
     archs = cfg.get("architectures") or []

@@ -19,9 +19,7 @@ import yaml
 
 from alignsweep.engine.config import SweepSpec, validate_spec
 from alignsweep.engine.plan import expand_trials
-from alignsweep.engine.progress import ProgressCallback, summary_table
 from alignsweep.engine.schedulers import SCHEDULERS
-from alignsweep.engine.trials_table import TrialsTableCallback, base_trial_id, base_trial_row
 from alignsweep.errors import InputError
 from alignsweep.store import _fs
 from alignsweep.store import update_manifest, write_manifest, write_records
@@ -79,10 +77,7 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
 def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
               num_cpus: int | None = None, console: Any = None) -> SweepOutcome:
     """Run (or continue) the whole sweep and return a summary; bad input raises InputError before anything is written."""
-    from alignsweep.engine.preflight import check_sweep_inputs
     from alignsweep.engine.runtime import ray_starting
-    from alignsweep.models.loading import resolve_model
-    from alignsweep.trainables.peft_trial import peft_trial
 
     plans = expand_trials(spec)
     eval_spec = spec.evaluation_spec()
@@ -91,15 +86,25 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     # instead (exit 130, manifest left unfinished). Checkpoints and Tune's state are already on disk,
     # so `alignsweep resume` continues exactly as after a crash.
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    # Persist Tune's experiment state after every event (it is small), so a driver killed right after a
-    # trial finished does not replay that trial on resume.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Persist Tune's experiment state within a second of any event, so a driver killed after a trial
+    # finished does not replay it on resume. Not "0": Tune then rewrites the whole state (3.4 MB of
+    # JSON on the demo, every trial's last result and metric history) on each 0.1 s controller tick,
+    # which cost the demo's driver 34 CPU-s of 2 cores and 0.25 s between consecutive trials.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see _build_tuner's callbacks
     # Ray starts on a thread while the checks below run (slots would idle through both otherwise);
     # a failed check still raises before anything is written, and leaving the block shuts Ray down.
     with ray_starting(address, num_cpus=num_cpus) as ray_ready:
+        from alignsweep.engine.preflight import check_sweep_inputs
+        from alignsweep.models.loading import resolve_model
+        from alignsweep.trainables.peft_trial import peft_trial
+
         for model in spec.models:  # build tiny models once here, before trials race to build them
             resolve_model(model.ref)
         check_sweep_inputs(spec, sweep_dir)  # models, data, results path: bad input fails before anything is written
+        # Ray Tune's import (~2.5 s on a busy laptop) runs while Ray is still starting, not after it
+        # and before the first trial; nothing above needs it.
+        import ray.tune  # noqa: F401
         ray_ready()  # a Ray that cannot start (a bad --address) fails here, before the directory is claimed
         resumable = prepare_sweep_dir(spec, sweep_dir)
         if resumable:
@@ -118,6 +123,8 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     rows = [r for r in (_result_row(res) for res in grid) if r]
     errors = sum(1 for res in grid if res.error is not None)
     if console is not None:
+        from alignsweep.engine.progress import summary_table
+
         console.print(summary_table(rows, spec.scheduler.metric, spec.scheduler.mode))
     return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
 
@@ -144,6 +151,7 @@ def _start_evaluators(spec: SweepSpec, eval_spec: Any, sweep_dir: str) -> Any:
 
 def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
     """Score a base model once: the reference that every trial's change is measured against."""
+    from alignsweep.engine.trials_table import base_trial_id, base_trial_row
     from alignsweep.evaluators.actors import score_checkpoint
 
     trial_id = base_trial_id(model_ref)
@@ -157,11 +165,20 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
 def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, trainable: Any, resumable: bool,
                  evaluate: bool, console: Any) -> Any:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from alignsweep.engine.progress import ProgressCallback
+    from alignsweep.engine.trials_table import TrialsTableCallback
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
     wrapped = tune.with_resources(trainable, resources)
     scheduler = SCHEDULERS.get(spec.scheduler.name)(spec.scheduler, max(_evals_for(p) for p in plans))
-    callbacks = [TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None))]
+    # Tune's own result logs (result.json, progress.csv: what ResultGrid and `bench/` read) are named
+    # here because the automatic set also has the TensorBoard logger, which imports torch into the
+    # driver (~4 s of CPU while the first trials wait) and writes every metric again per result;
+    # run_sweep turns the automatic set off. The store holds every metric for any plotting tool.
+    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(),
+                 TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None))]
     if console is not None:
         callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
     if resumable:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -20,7 +21,12 @@ from alignsweep.evaluators.judges import Verdict
 NAMESPACE = "alignsweep"
 
 
+#: The pool name of actors that hold every base model (`evaluators.shared_actors`).
+SHARED = "shared"
+
+
 def evaluator_name(sweep: str, base_model: str, index: int) -> str:
+    """`<sweep>/evaluator/<base>/<i>`, or `<sweep>/evaluator/shared/<i>` for actors holding every base."""
     return f"{sweep}/evaluator/{base_model}/{index}"
 
 
@@ -135,9 +141,10 @@ def judge_actor_class() -> Any:
 
 
 class _EvaluatorActor:
-    """Holds one base model (`Evaluator`); scores one checkpoint per call and persists it."""
+    """Holds one or more base models (an `Evaluator` each, loaded once); scores one checkpoint per call
+    and persists it."""
 
-    def __init__(self, spec_json: str, base_model: str, sweep: str) -> None:
+    def __init__(self, spec_json: str, base_models: list[str], sweep: str) -> None:
         import ray
 
         from alignsweep.evaluators.evaluate import Evaluator
@@ -148,42 +155,51 @@ class _EvaluatorActor:
         spec = EvaluationSpec.model_validate_json(spec_json)
         safety = ray.get_actor(judge_name(sweep, "safety"), namespace=NAMESPACE)
         over = ray.get_actor(judge_name(sweep, "over_refusal"), namespace=NAMESPACE)
-        self.evaluator = Evaluator(
-            spec, base_model,
+        judges = dict(
             judge=lambda pairs: ray.get(safety.judge.remote(pairs)), judge_name=ray.get(safety.get_name.remote()),
             over_refusal_judge=lambda pairs: ray.get(over.judge.remote(pairs)),
             over_refusal_judge_name=ray.get(over.get_name.remote()),
         )
+        self.evaluators = {base: Evaluator(spec, base, **judges) for base in base_models}
+
+    def _evaluator(self, base_model: str | None) -> Any:
+        if base_model is None and len(self.evaluators) == 1:
+            return next(iter(self.evaluators.values()))
+        if base_model not in self.evaluators:
+            raise ValueError(f"this evaluator holds {sorted(self.evaluators)}, not {base_model!r}")
+        return self.evaluators[base_model]
 
     def evaluate(self, adapter_dir: str | None, trial_id: str, step: int, results_dir: str | None,
                  method: str, screen: float | None = None, full: bool = True,
-                 extra_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 extra_rows: list[dict[str, Any]] | None = None, base_model: str | None = None) -> dict[str, Any]:
         from alignsweep.evaluators.evaluate import screen_counts, screen_deltas, store_result
 
-        result = self.evaluator.evaluate(adapter_dir, screen=screen, full=full)
+        evaluator = self._evaluator(base_model)
+        result = evaluator.evaluate(adapter_dir, screen=screen, full=full)
         result.metrics += list(extra_rows or [])
         from alignsweep.faults import maybe_die
 
         maybe_die("evaluator")  # test-only: SIGKILL after scoring, before storing, when armed
         if results_dir is not None:
             store_result(result, results_dir, trial_id=trial_id, step=step,
-                         base_model=self.evaluator.base_model, method=method)
+                         base_model=evaluator.base_model, method=method)
         flat = result.flat()
         if screen is not None:
-            flat.update(screen_deltas(flat, self.evaluator.screen_reference(screen)))
+            flat.update(screen_deltas(flat, evaluator.screen_reference(screen)))
             flat.update(screen_counts(result.metrics))
         return {"metrics": flat, "rows": result.metrics, "seconds": result.seconds}
 
     def where(self) -> dict[str, Any]:
-        return placement()
+        return {**placement(), "pid": os.getpid(), "base_models": sorted(self.evaluators)}
 
-    def logits(self, texts: list[str]) -> Any:
+    def logits(self, texts: list[str], base_model: str | None = None) -> Any:
         """The base model's logits (for checks that adapters leave it untouched)."""
         import torch
 
-        enc = self.evaluator.tokenizer(texts, return_tensors="pt", padding=True)
+        evaluator = self._evaluator(base_model)
+        enc = evaluator.tokenizer(texts, return_tensors="pt", padding=True)
         with torch.no_grad():
-            return self.evaluator.model(**enc).logits
+            return evaluator.model(**enc).logits
 
 
 def placement() -> dict[str, Any]:
@@ -203,7 +219,8 @@ class EvaluatorHandles:
 
 def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, results_dir: str, *,
                      wait: bool = True) -> EvaluatorHandles:
-    """Start the judge actors and one evaluator pool per base model (driver side).
+    """Start the judge actors and the evaluator actors (driver side): a pool per base model, or
+    `evaluators.shared_actors` actors that each hold every base (`pools` maps each base to its actors).
 
     `wait=True` blocks until every actor has loaded. The sweep driver passes `wait=False`: the actors
     are named as soon as they are created, a request to one that is still loading simply queues, and
@@ -232,33 +249,39 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
         ray.get([j.get_name.remote() for j in judges.values()])
     evaluator_cls = ray.remote(_EvaluatorActor)
     spec_json = spec.model_dump_json()
-    pools: dict[str, list[Any]] = {}
-    for base in base_models:
-        pools[base] = [
-            evaluator_cls.options(name=evaluator_name(sweep, base, i), namespace=NAMESPACE,
-                                  num_cpus=pool.resources.cpu, num_gpus=pool.resources.gpu,
-                                  resources=dict(pool.resources.custom),
-                                  max_restarts=pool.max_restarts, max_task_retries=pool.request_retries,
-                                  get_if_exists=True).remote(spec_json, base, sweep)
-            for i in range(pool.actors_per_model)
-        ]
+
+    def start(name: str, index: int, bases: list[str]) -> Any:
+        return evaluator_cls.options(name=evaluator_name(sweep, name, index), namespace=NAMESPACE,
+                                     num_cpus=pool.resources.cpu, num_gpus=pool.resources.gpu,
+                                     resources=dict(pool.resources.custom),
+                                     max_restarts=pool.max_restarts, max_task_retries=pool.request_retries,
+                                     get_if_exists=True).remote(spec_json, bases, sweep)
+
+    if pool.shared_actors is not None:
+        actors = [start(SHARED, i, list(base_models)) for i in range(pool.shared_actors)]
+        pools = {base: actors for base in base_models}
+    else:
+        pools = {base: [start(base, i, [base]) for i in range(pool.actors_per_model)] for base in base_models}
+        actors = [a for pool_actors in pools.values() for a in pool_actors]
     if wait:
-        ray.get([a.__ray_ready__.remote() for actors in pools.values() for a in actors])
+        ray.get([a.__ray_ready__.remote() for a in actors])
     return EvaluatorHandles(judges=judges, pools=pools)
 
 
 def _pool(sweep: str, base_model: str) -> list[Any]:
+    """The actors that hold `base_model`: its own pool, else the shared actors (found by name)."""
     import ray
 
-    actors = []
-    while True:
-        try:
-            actors.append(ray.get_actor(evaluator_name(sweep, base_model, len(actors)), namespace=NAMESPACE))
-        except ValueError:
-            break
-    if not actors:
-        raise RuntimeError(f"no evaluator actors for {base_model!r} in sweep {sweep!r}: start_evaluators first")
-    return actors
+    for name in (base_model, SHARED):
+        actors = []
+        while True:
+            try:
+                actors.append(ray.get_actor(evaluator_name(sweep, name, len(actors)), namespace=NAMESPACE))
+            except ValueError:
+                break
+        if actors:
+            return actors
+    raise RuntimeError(f"no evaluator actors for {base_model!r} in sweep {sweep!r}: start_evaluators first")
 
 
 def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, step: int, sweep: str,
@@ -283,7 +306,7 @@ def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, st
         actor = actors[zlib.crc32(trial_id.encode()) % len(actors)]
         try:
             return ray.get(actor.evaluate.remote(adapter_dir, trial_id, step, results_dir, name, screen, full,
-                                                 extra_rows))["metrics"]
+                                                 extra_rows, base_model))["metrics"]
         except RayActorError:
             if attempt == retries:
                 raise

@@ -141,10 +141,24 @@ class UtilitySpec(_Strict):
 
 
 class EvaluatorPoolSpec(_Strict):
+    """How checkpoints reach evaluator actors. Default: a pool of `actors_per_model` per base model
+    (on a cluster, each base on its own GPU share). `shared_actors: N` instead starts N actors that
+    each hold *every* base model: on a laptop a pool per base is a process per base, each paying
+    the ~10 s torch/transformers/peft import while the trials wait, and since trials of one base
+    run side by side (the grid is ordered by model) its single actor serialises them anyway."""
+
     actors_per_model: int = Field(default=1, ge=1)
+    shared_actors: int | None = Field(default=None, ge=1)
     resources: Resources = Field(default_factory=Resources)
     max_restarts: int = Field(default=2, ge=0)
     request_retries: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> "EvaluatorPoolSpec":
+        if self.shared_actors is not None and self.actors_per_model != 1:
+            raise ValueError("set actors_per_model (a pool per base model) or shared_actors (actors holding "
+                             "every base model), not both")
+        return self
 
 
 class EvaluationSpec(_Strict):

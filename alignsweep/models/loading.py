@@ -73,13 +73,15 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
     transformers 5 maps some model types (qwen2) to their own tokenizer class even when the directory
     saved a generic fast tokenizer, which changes the ids; the saved class wins here.
     """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
     cfg_file = Path(path) / "tokenizer_config.json"
     if cfg_file.is_file():
         saved_class = json.loads(cfg_file.read_text()).get("tokenizer_class")
         if saved_class in _GENERIC_FAST_TOKENIZERS:
+            from transformers import PreTrainedTokenizerFast
+
             return PreTrainedTokenizerFast.from_pretrained(path)
+    from transformers import AutoTokenizer  # imports torch (its config classes do): only when needed
+
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
