@@ -55,12 +55,18 @@ def trial_results(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def intervals(results: dict[str, list[dict[str, Any]]]) -> list[tuple[float, float]]:
-    """(start, end) per trial in epoch seconds: the first report minus its iteration time, the last report."""
+    """(start, end) per trial in epoch seconds: the first report minus its iteration time, the last report.
+
+    A report's time is the trial's own `reported_at` (float seconds); Tune's `timestamp` is whole
+    seconds (its function-trainable session overwrites any finer value), which makes each gap
+    between two trials on a slot ±1 s, so it is only the fallback for results without one."""
+    def at(row: dict[str, Any]) -> float:
+        return float(row.get("reported_at") or row["timestamp"])
+
     spans = []
     for rows in results.values():
-        end = float(rows[-1]["timestamp"])
-        start = float(rows[0]["timestamp"]) - float(rows[0].get("time_this_iter_s") or 0.0)
-        spans.append((start, end))
+        start = at(rows[0]) - float(rows[0].get("time_this_iter_s") or 0.0)
+        spans.append((start, at(rows[-1])))
     return spans
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import ray
@@ -64,3 +65,42 @@ def test_score_checkpoint_end_to_end(ray_local, tmp_path):
             ray.kill(a)
     for j in handles.judges.values():
         ray.kill(j)
+
+
+@pytest.mark.slow
+def test_shared_evaluator_actor_holds_every_base_and_scores_like_a_pool_per_base(ray_local, tmp_path):
+    """`evaluators.shared_actors: 1`: one process holds both bases, one judge actor serves both roles,
+    and each checkpoint scores exactly as on its base's own pool; rows name the right base."""
+    bases = [build_model(tmp_path / "llama", "llama"), build_model(tmp_path / "qwen2", "qwen2", seed=1)]
+    adapters = {str(b): save_adapter(b, tmp_path / f"{b.name}-lora", "lora") for b in bases}
+    common = {"safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 2}, "over_refusal": {"limit": 1}}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for layout, pool in (("per-base", {}), ("shared", {"shared_actors": 1})):
+        spec = EvaluationSpec.model_validate({**common, "evaluators": pool})
+        sweep, sweep_dir = f"t-{layout}", str(tmp_path / layout / f"t-{layout}")
+        handles = start_evaluators(spec, [str(b) for b in bases], sweep, sweep_dir)
+        try:
+            scores[layout] = {base: score_checkpoint(base, adapter, f"{Path(base).name}-trial", 1, sweep, sweep_dir)
+                              for base, adapter in adapters.items()}
+            where = {base: ray.get(actors[0].where.remote()) for base, actors in handles.pools.items()}
+            judges = dict(handles.judges)
+        finally:
+            for actor in {a for actors in handles.pools.values() for a in actors} | set(handles.judges.values()):
+                ray.kill(actor)
+        stored = pq.read_table(f"{sweep_dir}/store/metrics").to_pylist()
+        assert {(r["trial_id"], r["base_model"]) for r in stored} == {
+            (f"{Path(b).name}-trial", b) for b in adapters}
+        pids = {w["pid"] for w in where.values()}
+        if layout == "shared":
+            assert len(pids) == 1 and all(w["base_models"] == sorted(adapters) for w in where.values())
+        else:
+            assert len(pids) == 2 and all(w["base_models"] == [b] for b, w in where.items())
+        assert judges["safety"] == judges["over_refusal"]  # the same single `refusal` judge: one actor
+    nan_safe = {layout: {b: {k: ("nan" if v != v else v) for k, v in flat.items()} for b, flat in per_base.items()}
+                for layout, per_base in scores.items()}  # NaN (an empty denominator) never equals itself
+    assert nan_safe["shared"] == nan_safe["per-base"]
+
+
+def test_evaluator_layouts_are_exclusive():
+    with pytest.raises(ValueError, match="not both"):
+        EvaluationSpec.model_validate({"evaluators": {"actors_per_model": 2, "shared_actors": 2}})

@@ -34,6 +34,15 @@ def judge_name(sweep: str, role: str) -> str:
     return f"{sweep}/judge/{role}"  # role: safety | over_refusal
 
 
+def judge_roles(spec: EvaluationSpec) -> dict[str, str]:
+    """Role → the role whose judge actor serves it. Over-refusal uses the safety judge's actor when
+    it is that same single judge (the default: both `refusal`): one process to start and, for a
+    guard model, one copy in memory. Verdicts are cached by (judge, prompt, response), so the two
+    roles sharing one cache cannot mix."""
+    same = list(spec.safety.judges) == [spec.over_refusal.judge]
+    return {"safety": "safety", "over_refusal": "safety" if same else "over_refusal"}
+
+
 # ---------------------------------------------------------------- judge service
 
 
@@ -153,8 +162,9 @@ class _EvaluatorActor:
         quiet_libraries()
 
         spec = EvaluationSpec.model_validate_json(spec_json)
-        safety = ray.get_actor(judge_name(sweep, "safety"), namespace=NAMESPACE)
-        over = ray.get_actor(judge_name(sweep, "over_refusal"), namespace=NAMESPACE)
+        roles = judge_roles(spec)
+        safety = ray.get_actor(judge_name(sweep, roles["safety"]), namespace=NAMESPACE)
+        over = ray.get_actor(judge_name(sweep, roles["over_refusal"]), namespace=NAMESPACE)
         judges = dict(
             judge=lambda pairs: ray.get(safety.judge.remote(pairs)), judge_name=ray.get(safety.get_name.remote()),
             over_refusal_judge=lambda pairs: ray.get(over.judge.remote(pairs)),
@@ -235,18 +245,17 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
     s, pool = spec.safety, spec.evaluators
     judge_cls = judge_actor_class()
     common = dict(namespace=NAMESPACE, max_restarts=s.judge_max_restarts, max_task_retries=pool.request_retries)
-    judges = {
-        "safety": judge_cls.options(name=judge_name(sweep, "safety"), num_cpus=s.judge_resources.cpu,
-                                    num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
-                                    get_if_exists=True, **common)
-        .remote(list(s.judges), s.ensemble, s.judge_max_batch),
-        "over_refusal": judge_cls.options(name=judge_name(sweep, "over_refusal"), num_cpus=s.judge_resources.cpu,
-                                          num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
-                                          get_if_exists=True, **common)
-        .remote([spec.over_refusal.judge], "any_unsafe", s.judge_max_batch),
+    specs = {"safety": (list(s.judges), s.ensemble), "over_refusal": ([spec.over_refusal.judge], "any_unsafe")}
+    roles = judge_roles(spec)
+    started = {
+        role: judge_cls.options(name=judge_name(sweep, role), num_cpus=s.judge_resources.cpu,
+                                num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
+                                get_if_exists=True, **common).remote(*specs[role], s.judge_max_batch)
+        for role in sorted(set(roles.values()))
     }
+    judges = {role: started[served_by] for role, served_by in roles.items()}
     if wait:
-        ray.get([j.get_name.remote() for j in judges.values()])
+        ray.get([j.get_name.remote() for j in started.values()])
     evaluator_cls = ray.remote(_EvaluatorActor)
     spec_json = spec.model_dump_json()
 

@@ -110,7 +110,7 @@ def peft_trial(config: dict[str, Any]) -> None:
             }
             if scorer is not None:
                 metrics.update(scorer(plan, tmp, trainer.state.step, context, full, utility))
-            metrics["reported_at"] = time.time()
+            metrics["reported_at"] = time.time()  # float; Tune's `timestamp` has whole seconds only
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         maybe_die("trial")  # test-only: SIGKILL the trial's worker after a checkpoint, when armed
         losses = []
