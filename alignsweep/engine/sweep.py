@@ -102,9 +102,11 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         for model in spec.models:  # build tiny models once here, before trials race to build them
             resolve_model(model.ref)
         check_sweep_inputs(spec, sweep_dir)  # models, data, results path: bad input fails before anything is written
-        # Ray Tune's import (~2.5 s on a busy laptop) runs while Ray is still starting, not after it
-        # and before the first trial; nothing above needs it.
-        import ray.tune  # noqa: F401
+        # What the Tuner and the actors need (Ray Tune alone is ~2.5 s of imports on a busy laptop) is
+        # imported while Ray is still starting, not after it and before the first trial.
+        import alignsweep.engine.progress  # noqa: F401  (ray.tune, rich.live)
+        import alignsweep.engine.trials_table  # noqa: F401
+        import alignsweep.evaluators.actors  # noqa: F401
         ray_ready()  # a Ray that cannot start (a bad --address) fails here, before the directory is claimed
         resumable = prepare_sweep_dir(spec, sweep_dir)
         if resumable:

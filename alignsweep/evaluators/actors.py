@@ -301,18 +301,21 @@ def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, st
     `results_dir` is the sweep directory (`<results>/<sweep>`) that the store writes under. `method`
     defaults to what the adapter's config says (`base` without an adapter). `screen` adds the fixed
     subset's metrics and their change vs the base (`screen_safe_rate_delta` …); `full=False` scores
-    only that subset; `extra_rows` (e.g. the trial's held-out loss) are stored with the metrics. The trial's actor is chosen
-    by a stable hash of its id. A request to an actor that died is retried after its restart.
+    only that subset; `extra_rows` (e.g. the trial's held-out loss) are stored with the metrics. The actor is chosen
+    by a stable hash of the adapter's content (of the trial id without one). A request to an actor that died is retried after its restart.
     """
     import ray
     from ray.exceptions import RayActorError
 
-    from alignsweep.evaluators.evaluate import method_of
+    from alignsweep.evaluators.evaluate import adapter_key, method_of
 
     name = method_of(adapter_dir, method)
+    # Byte-identical adapters (trials that differ only in learning rate, at step 0) go to the same
+    # actor, whose cache then scores them once; other requests spread by content, else by trial.
+    route = adapter_key(adapter_dir, screen, full) or trial_id
     for attempt in range(retries + 1):
         actors = _pool(sweep, base_model)
-        actor = actors[zlib.crc32(trial_id.encode()) % len(actors)]
+        actor = actors[zlib.crc32(route.encode()) % len(actors)]
         try:
             return ray.get(actor.evaluate.remote(adapter_dir, trial_id, step, results_dir, name, screen, full,
                                                  extra_rows, base_model))["metrics"]

@@ -67,8 +67,9 @@ class EvalResult:
 _CACHE_SIZE = 64
 
 
-def _adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> str | None:
-    """A digest of the adapter's config and weights (None without an adapter, or unreadable files)."""
+def adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> str | None:
+    """A digest of the adapter's config and weights and of what is scored (None without an adapter, or
+    unreadable files): the evaluator's result-cache key, and how requests are routed among actors."""
     import hashlib
     from pathlib import Path
 
@@ -114,7 +115,7 @@ class Evaluator:
         metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
         if not full and screen is None:
             raise ValueError("a screen-only evaluation needs a screen fraction")
-        key = _adapter_key(adapter_dir, screen, full)
+        key = adapter_key(adapter_dir, screen, full)
         if key is not None and key in self._cache:
             return self._cache[key].copy()
         result = self._evaluate(adapter_dir, screen, full)
