@@ -2,7 +2,8 @@
 
 Runs `alignsweep run sweeps/demo.yaml` twice in fresh result directories (as `make demo` does):
 once as written, once with `scheduler.name=none`, same grid. From Tune's own per-trial results
-(`tune/<trial>/result.json`: timestamps, time_this_iter_s) it rebuilds when each trial held a slot:
+(`tune/<trial>/result.json`: each report's time — the trial's float `reported_at`, Tune's whole-second
+`timestamp` for older results — and `time_this_iter_s`) it rebuilds when each trial held a slot:
 - sweep_slots: share of the wall time (command start → exit, Ray start and model building
   included) during which every trial slot was busy; also over the Tuner's window alone.
 - early_stopping: training steps the scheduled run spent vs the unscheduled one, and whether the
