@@ -37,7 +37,8 @@ def cluster() -> Iterator[object]:
 EVALUATION = {
     "safety": {"limit": 1, "max_new_tokens": 8, "judge_resources": {"gpu": 1, "custom": {"judge": 1}}},
     "fairness": {"limit": 2},
-    "over_refusal": {"limit": 1},
+    # a judge of its own for over-refusal (the same judge as safety's would share its actor)
+    "over_refusal": {"limit": 1, "judge": {"name": "refusal", "phrases": ["I can't", "I cannot"]}},
     "evaluators": {"actors_per_model": 2, "resources": {"gpu": 0.5, "custom": {"evaluator": 0.5}}},
 }
 
@@ -51,6 +52,7 @@ def test_judges_alone_on_their_gpus_and_evaluators_share_one_at_half(cluster: ob
     ray.init(address=cluster.address, namespace="alignsweep", log_to_driver=False)  # type: ignore[attr-defined]
     try:
         handles = start_evaluators(EvaluationSpec.model_validate(EVALUATION), ["tiny:llama"], "place", "unused")
+        assert handles.judges["safety"] != handles.judges["over_refusal"]
         judges = ray.get([j.where.remote() for j in handles.judges.values()])
         evaluators = ray.get([a.where.remote() for a in handles.pools["tiny:llama"]])
         ids = cluster.node_ids  # type: ignore[attr-defined]

@@ -26,23 +26,17 @@ LOOPBACK = "127.0.0.1"
 
 def local_init_kwargs(num_cpus: int | None = None, num_gpus: int | None = None) -> dict[str, object]:
     """`ray.init` arguments for a private local instance (shared by the CLI and tests)."""
-    cpus = num_cpus or os.cpu_count() or 1
     return dict(
-        num_cpus=cpus,
+        num_cpus=num_cpus or os.cpu_count() or 1,
         num_gpus=num_gpus,
         include_dashboard=False,
         namespace=NAMESPACE,
         _node_ip_address=LOOPBACK,
         configure_logging=True,
         logging_level="WARNING",
-        _system_config={
-            # Ray pre-starts one idle worker per CPU for the first driver; alignsweep runs only actors,
-            # which Ray never places on those workers, so they only cost ~1 s of CPU each while Ray starts.
-            "prestart_worker_first_driver": False,
-            # Ray boots at most `num_cpus` worker processes at a time: on 2 CPUs the trial actors queued
-            # behind the judge and evaluator actors' boots (~4 s of empty slots on the demo).
-            "worker_maximum_startup_concurrency": max(cpus, 8),
-        },
+        # Ray pre-starts one idle worker per CPU for the first driver; alignsweep runs only actors,
+        # which Ray never places on those workers, so they only cost ~1 s of CPU each while Ray starts.
+        _system_config={"prestart_worker_first_driver": False},
     )
 
 
