@@ -7,7 +7,7 @@ def __getattr__(name: str):
     """`alignsweep.open(DIR, …)`: the results views in DuckDB, imported lazily so that `import
     alignsweep` stays cheap for Ray workers."""
     if name == "open":
-        from alignsweep.engine.query import open
+        from alignsweep.analysis.views import open
 
         return open
     raise AttributeError(f"module 'alignsweep' has no attribute {name!r}")

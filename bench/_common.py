@@ -69,7 +69,8 @@ def verdict(name: str, ratio: float, goal: str) -> None:
 
 def tiny(family: str) -> tuple[Any, Any, str]:
     """(model, tokenizer, path) of an aligned tiny base (built once into $ALIGNSWEEP_CACHE)."""
-    from alignsweep.models.loading import load_model, load_tokenizer, resolve_model
+    from alignsweep.models.loading import load_model, load_tokenizer
+    from alignsweep.models.refs import resolve_model
 
     path = resolve_model(f"tiny:{family}").path
     return load_model(path), load_tokenizer(path), path

@@ -17,7 +17,7 @@ N_ITEMS = 120
 
 def main() -> float:
     from alignsweep.evaluators.datasets import load_bbq
-    from alignsweep.evaluators.fairness import score_bbq
+    from alignsweep.evaluators.benchmarks.bbq import score_bbq
 
     setup_torch()
     items = load_bbq("bundled")

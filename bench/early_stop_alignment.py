@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shadow_run(results: str, overrides: list[str]) -> tuple[str, float]:
-    from alignsweep.engine.config import load_spec
+    from alignsweep.spec.config import load_spec
     from alignsweep.engine.sweep import run_sweep
 
     spec = load_spec(REPO / "sweeps" / "demo.yaml", ["name=demo-shadow", "scheduler.enforce=false",
@@ -44,9 +44,9 @@ def shadow_run(results: str, overrides: list[str]) -> tuple[str, float]:
 
 
 def analyse(sweep_dir: str, overrides: list[str] | None = None) -> dict:
-    from alignsweep.engine.config import load_spec
-    from alignsweep.engine.query import open as open_views
-    from alignsweep.engine.schedulers import AlignmentRule, alignment_breach
+    from alignsweep.spec.config import load_spec
+    from alignsweep.analysis.views import open as open_views
+    from alignsweep.scheduling.rules import AlignmentRule, alignment_breach
 
     import yaml
 

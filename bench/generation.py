@@ -17,7 +17,7 @@ MAX_NEW_TOKENS = 48
 
 def main() -> float:
     from alignsweep.evaluators.datasets import load_hazard_prompts
-    from alignsweep.evaluators.generation import auto_batch_size, generate_replies
+    from alignsweep.inference.generation import auto_batch_size, generate_replies
 
     setup_torch()
     prompts = load_hazard_prompts("bundled")

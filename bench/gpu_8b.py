@@ -45,7 +45,8 @@ def build_8b(root: Path) -> tuple[str, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from alignsweep.models.loading import load_tokenizer, resolve_model
+    from alignsweep.models.loading import load_tokenizer
+    from alignsweep.models.refs import resolve_model
 
     tok_path = resolve_model("tiny:llama").path
     tok = load_tokenizer(tok_path)
@@ -105,7 +106,7 @@ def part_judge(path: str, out: dict[str, Any]) -> None:
     import asyncio
 
     from alignsweep.evaluators.actors import JudgeService
-    from alignsweep.evaluators.config import JudgeSpec
+    from alignsweep.evaluators.judges import JudgeSpec
     from alignsweep.evaluators.datasets import load_hazard_prompts
     from alignsweep.evaluators.judges import LlamaGuardJudge, _guard_batch_size
 
@@ -139,8 +140,8 @@ def part_hotpaths(path: str, out: dict[str, Any]) -> None:
 
     from alignsweep.evaluators.adapters import attached, release
     from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
-    from alignsweep.evaluators.fairness import score_bbq
-    from alignsweep.evaluators.generation import generate_replies
+    from alignsweep.evaluators.benchmarks.bbq import score_bbq
+    from alignsweep.inference.generation import generate_replies
     from alignsweep.models.loading import load_tokenizer
 
     tok = load_tokenizer(path)

@@ -22,7 +22,7 @@ N_PROMPTS = 32
 def _requests() -> list[list[tuple[str, str]]]:
     """Per trial: (prompt, response) pairs; trial k changes the response of every (k+2)-th prompt."""
     from alignsweep.evaluators.datasets import load_hazard_prompts
-    from alignsweep.evaluators.safety import generate_responses
+    from alignsweep.evaluators.benchmarks.safety import generate_responses
 
     model, tok, _ = tiny("llama")
     prompts = [p.prompt for p in load_hazard_prompts("bundled")][::5][:N_PROMPTS]
@@ -33,7 +33,7 @@ def _requests() -> list[list[tuple[str, str]]]:
 
 def main() -> float:
     from alignsweep.evaluators.actors import JudgeService
-    from alignsweep.evaluators.config import JudgeSpec
+    from alignsweep.evaluators.judges import JudgeSpec
     from alignsweep.evaluators.judges import LlamaGuardJudge
 
     setup_torch()

@@ -36,7 +36,7 @@ SAVED_GOAL = 0.50
 
 def run_demo(results: Path, *overrides: str) -> float:
     """Wall seconds of one `alignsweep run` (a fresh process, as a user runs it)."""
-    cmd = [sys.executable, "-m", "alignsweep.engine.cli", "run", str(DEMO), *overrides, "--results", str(results)]
+    cmd = [sys.executable, "-m", "alignsweep.cli.main", "run", str(DEMO), *overrides, "--results", str(results)]
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.time() - start
@@ -96,8 +96,8 @@ def recommendable(sweep_dir: Path, scheduler: Any) -> set[str]:
     evaluation stays within the spec's X / Y of the base (the point rule). Why this is "best"'s pool
     in an alignment-aware sweep: a trial that breaches is not a candidate however low its loss, and a
     stopped trial has no full final evaluation, so it cannot be one either; both runs use the same test."""
-    from alignsweep.engine.query import open as open_views
-    from alignsweep.engine.schedulers import alignment_breach
+    from alignsweep.analysis.views import open as open_views
+    from alignsweep.scheduling.rules import alignment_breach
 
     con = open_views(str(sweep_dir))
     rows = con.sql("""SELECT d.trial_id, d.metric, d.delta FROM deltas d JOIN trials t USING (trial_id)
@@ -130,7 +130,7 @@ def judge_repeat_share(sweep_dir: Path) -> tuple[float, int]:
 
 
 def main() -> tuple[float, float]:
-    from alignsweep.engine.config import load_spec
+    from alignsweep.spec.config import load_spec
 
     spec = load_spec(DEMO)
     cpus = os.cpu_count() or 1

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from alignsweep.engine.config import SchedulerSpec, validate_spec
-from alignsweep.engine.schedulers import SCHEDULERS, AlignmentRule, alignment_breach, screen_breach
+from alignsweep.spec.config import SchedulerSpec, validate_spec
+from alignsweep.scheduling import SCHEDULERS, AlignmentRule, alignment_breach, screen_breach
 from alignsweep.errors import InputError
 from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
 from alignsweep.evaluators.screen import screen_subset
@@ -158,7 +158,7 @@ def test_spec_rejects_a_stopper_wrapping_itself() -> None:
 
 @pytest.mark.slow
 def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: None, tmp_path: Path) -> None:
-    from alignsweep.engine.query import open as open_views
+    from alignsweep.analysis.views import open as open_views
     from alignsweep.engine.sweep import run_sweep
 
     spec = validate_spec({
@@ -205,7 +205,7 @@ def test_screen_metrics_are_the_subset_of_a_full_evaluation(tiny_paths) -> None:
     scores just those items (every category, over-refusal included) and reports only screen rows."""
     from alignsweep.evaluators.config import EvaluationSpec
     from alignsweep.evaluators.evaluate import Evaluator, local_judges
-    from alignsweep.evaluators.safety import safe_rate_metrics
+    from alignsweep.evaluators.benchmarks.safety import safe_rate_metrics
 
     spec = EvaluationSpec.model_validate({"safety": {"limit": 4, "max_new_tokens": 6}, "fairness": {"limit": 4},
                                           "over_refusal": {"limit": 2}, "utility": {"limit": 2}})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from alignsweep.engine.cli import main
-from alignsweep.engine.gate import evaluate_rules, parse_rules
+from alignsweep.cli.main import main
+from alignsweep.analysis.gate import evaluate_rules, parse_rules
 from alignsweep.errors import InputError
 
 

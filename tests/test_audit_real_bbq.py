@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from alignsweep.engine.cli import main
-from alignsweep.evaluators.fairness import fairness_metrics
+from alignsweep.cli.main import main
+from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from alignsweep.engine.cli import main
+from alignsweep.cli.main import main
 
 SPEC = """\
 name: bad
@@ -290,7 +290,7 @@ def test_causal_lm_table_read_from_source_equals_transformers_own() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from alignsweep.engine.preflight import causal_lm_names; t = causal_lm_names(); "
+    code = ("import sys; from alignsweep.spec.preflight import causal_lm_names; t = causal_lm_names(); "
             "assert 'torch' not in sys.modules, 'read without importing torch'; "
             "from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as M; "
             "assert t == dict(M) and 'llama' in t, (len(t), len(M))")

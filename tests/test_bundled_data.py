@@ -11,7 +11,7 @@ from alignsweep.data import _content as C
 from alignsweep.data.corpus import (BBQ_CATEGORIES, BUNDLED_FILES, DATA_DIR, HAZARD_CATEGORIES, alignment_corpus,
                                     hazard_action_split,
                                     load_bundled, render_jsonl)
-from alignsweep.evaluators.refusal import REFUSAL_PREFIXES, is_refusal
+from alignsweep.inference.refusal import REFUSAL_PREFIXES, is_refusal
 from alignsweep.models.tiny import TINY_FAMILIES
 
 BBQ_NAMES = {"Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance",

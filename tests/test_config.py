@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from alignsweep.engine.cli import main
-from alignsweep.engine.config import load_spec
-from alignsweep.engine.plan import expand_trials
+from alignsweep.cli.main import main
+from alignsweep.spec.config import load_spec
+from alignsweep.spec.plan import expand_trials
 from alignsweep.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent

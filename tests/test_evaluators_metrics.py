@@ -7,9 +7,9 @@ import math
 import pytest
 
 from alignsweep.evaluators.datasets import derive_target_index
-from alignsweep.evaluators.fairness import fairness_metrics
+from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
 from alignsweep.evaluators.judges import SAFE, UNPARSED, UNSAFE, Verdict, combine_verdicts, parse_llama_guard
-from alignsweep.evaluators.safety import over_refusal_metrics, safe_rate_metrics
+from alignsweep.evaluators.benchmarks.safety import over_refusal_metrics, safe_rate_metrics
 from alignsweep.evaluators.taxonomy import load_taxonomy
 
 

@@ -11,9 +11,9 @@ from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.adapters import adapter_method, attached
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.evaluate import Evaluator, local_judges
-from alignsweep.evaluators.generation import generate_from_prompts
+from alignsweep.inference.generation import generate_from_prompts
 from alignsweep.evaluators.judges import LlamaGuardJudge, UNPARSED, llama_guard_prompt
-from alignsweep.evaluators.loglik import score_choices
+from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
 
 METHODS = ("lora", "ia3", "prompt_tuning", "p_tuning")

@@ -11,7 +11,8 @@ import pytest
 
 from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.actors import JudgeService, judge_actor_class, score_checkpoint, start_evaluators
-from alignsweep.evaluators.config import EvaluationSpec, JudgeSpec
+from alignsweep.evaluators.config import EvaluationSpec
+from alignsweep.evaluators.judges import JudgeSpec
 
 
 def test_judge_service_batches_concurrent_requests_and_caches():

@@ -12,9 +12,9 @@ import torch
 from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.adapters import _KEPT, attached, release
 from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
-from alignsweep.evaluators.fairness import score_bbq
-from alignsweep.evaluators.generation import auto_batch_size, bytes_per_row, generate_replies
-from alignsweep.evaluators.loglik import score_choices
+from alignsweep.evaluators.benchmarks.bbq import score_bbq
+from alignsweep.inference.generation import auto_batch_size, bytes_per_row, generate_replies
+from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma")

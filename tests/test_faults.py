@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import duckdb
 import pytest
 
-from alignsweep.engine.config import load_spec
+from alignsweep.spec.config import load_spec
 from alignsweep.faults import ENV as FAULTS_ENV
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,7 @@ def cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env.pop(FAULTS_ENV, None)
     env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, "-m", "alignsweep.engine.cli", *args, "--num-cpus", "2"], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "alignsweep.cli.main", *args, "--num-cpus", "2"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 

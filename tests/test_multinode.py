@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from alignsweep.engine.config import validate_spec
+from alignsweep.spec.config import validate_spec
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from alignsweep.engine.report import load, write_report
+from alignsweep.analysis.report import load, write_report
 from alignsweep.store import write_records
 from tests.store_factory import build_sweep
 

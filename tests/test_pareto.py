@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from alignsweep.engine.cli import main
-from alignsweep.engine.pareto import OBJECTIVES, non_dominated
-from alignsweep.engine.query import open as open_views
+from alignsweep.cli.main import main
+from alignsweep.analysis.pareto import OBJECTIVES, non_dominated
+from alignsweep.analysis.views import open as open_views
 from alignsweep.store import write_manifest, write_records
 
 BASE = {("safety", "safe_rate"): 0.9, ("over_refusal", "over_refusal_rate"): 0.2, ("fairness", "accuracy"): 0.6,

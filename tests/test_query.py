@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import alignsweep
-from alignsweep.engine.cli import main
+from alignsweep.cli.main import main
 from alignsweep.errors import InputError
 from alignsweep.store import SCHEMAS, mark_finished, write_manifest, write_records
 
@@ -143,7 +143,7 @@ def test_cli_errors_exit_2_with_one_line(hand_store: Path, capsys: pytest.Captur
 
 
 def test_run_query_raises_input_error() -> None:
-    from alignsweep.engine.query import run_query
+    from alignsweep.analysis.views import run_query
 
     with pytest.raises(InputError, match="give at least one sweep results directory"):
         run_query([], "SELECT 1")

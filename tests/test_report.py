@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from alignsweep.engine.cli import main
-from alignsweep.engine.report import load, spearman_ci, write_report
+from alignsweep.cli.main import main
+from alignsweep.analysis.report import load, spearman_ci, write_report
 from alignsweep.store import write_manifest, write_records
 from store_factory import build_sweep
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from alignsweep.engine.config import validate_spec
+from alignsweep.spec.config import validate_spec
 
 SECRET = "secret-xyz-4f1d"
 
@@ -57,7 +57,7 @@ def test_local_ray_is_loopback_tokened_and_dashboardless_and_tokens_never_reach_
 
 
 def test_pickled_weights_load_only_with_the_per_model_opt_in(tiny_paths: Mapping[str, Path], tmp_path: Path) -> None:
-    from alignsweep.engine.preflight import check_model
+    from alignsweep.spec.preflight import check_model
     from alignsweep.errors import InputError
     from alignsweep.models.loading import load_model
 
@@ -78,7 +78,7 @@ def test_pickled_weights_load_only_with_the_per_model_opt_in(tiny_paths: Mapping
 def test_remote_code_is_off_unless_opted_in(tiny_paths: Mapping[str, Path], tmp_path: Path) -> None:
     import json
 
-    from alignsweep.engine.preflight import check_model
+    from alignsweep.spec.preflight import check_model
     from alignsweep.errors import InputError
 
     model = Path(shutil.copytree(tiny_paths["llama"], tmp_path / "m"))

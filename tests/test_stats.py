@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alignsweep.engine.query import open as open_views
-from alignsweep.engine.stats import bootstrap_changes, group_effects, interval, within_noise
-from alignsweep.evaluators.fairness import fairness_metrics
+from alignsweep.analysis.views import open as open_views
+from alignsweep.analysis.stats import bootstrap_changes, group_effects, interval, within_noise
+from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
 from alignsweep.store import write_manifest, write_records
 
 

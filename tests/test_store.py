@@ -122,11 +122,11 @@ def test_odd_trial_ids_get_distinct_safe_names(tmp_path: Path) -> None:
 _KILL_BEFORE_RENAME = textwrap.dedent(
     """
     import os, sys, time
-    from alignsweep.store import _fs, write_records
+    from alignsweep.store import fs, write_records
     def stop(temp):
         open(sys.argv[2], "w").write(temp)
         time.sleep(600)
-    _fs.before_rename = stop
+    fs.before_rename = stop
     write_records(sys.argv[1], "metrics", [dict(base_model="m", method="lora", benchmark="safety",
                   category="S1", metric="safe_rate", value=0.123, n=1)], trial_id="t1", step=5)
     """

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 import torch
 
-from alignsweep.engine.config import validate_spec
+from alignsweep.spec.config import validate_spec
 from alignsweep.engine.sweep import run_sweep
 
 pytestmark = pytest.mark.slow

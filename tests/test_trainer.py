@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from alignsweep.engine.config import validate_spec
-from alignsweep.engine.plan import expand_trials
+from alignsweep.spec.config import validate_spec
+from alignsweep.spec.plan import expand_trials
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
 

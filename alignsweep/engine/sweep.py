@@ -17,11 +17,11 @@ from typing import Any
 import pyarrow.fs as pafs
 import yaml
 
-from alignsweep.engine.config import SweepSpec, validate_spec
-from alignsweep.engine.plan import expand_trials
-from alignsweep.engine.schedulers import SCHEDULERS
+from alignsweep.spec.config import SweepSpec, validate_spec
+from alignsweep.spec.plan import expand_trials
+from alignsweep.scheduling.registry import SCHEDULERS
 from alignsweep.errors import InputError
-from alignsweep.store import _fs
+from alignsweep.store import fs as store_fs
 from alignsweep.store import update_manifest, write_manifest, write_records
 from alignsweep.trainables.plan import TrialPlan
 
@@ -39,7 +39,7 @@ class SweepOutcome:
 
 def sweep_dir_for(spec: SweepSpec, results: str | None) -> str:
     root = (results or spec.results).rstrip("/")
-    return f"{root}/{spec.name}" if "://" in root else _fs.resolve(f"{root}/{spec.name}")[1]
+    return f"{root}/{spec.name}" if "://" in root else store_fs.resolve(f"{root}/{spec.name}")[1]
 
 
 def spec_yaml(spec: SweepSpec) -> str:
@@ -48,8 +48,8 @@ def spec_yaml(spec: SweepSpec) -> str:
 
 def load_spec_from_sweep_dir(sweep_dir: str) -> SweepSpec:
     """The spec as run, read back from `<sweep_dir>/sweep.yaml` (for `resume`)."""
-    fs, path = _fs.resolve(sweep_dir)
-    data = _fs.read_bytes(fs, _fs.join(path, SPEC_FILE))
+    fs, path = store_fs.resolve(sweep_dir)
+    data = store_fs.read_bytes(fs, store_fs.join(path, SPEC_FILE))
     if data is None:
         raise InputError(f"{sweep_dir}: not a sweep directory (no {SPEC_FILE}); start it with `alignsweep run`")
     return validate_spec(yaml.safe_load(data.decode()), source=f"{sweep_dir}/{SPEC_FILE}")
@@ -57,8 +57,8 @@ def load_spec_from_sweep_dir(sweep_dir: str) -> SweepSpec:
 
 def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
     """Claim the directory for this spec; True when an earlier run of the same spec is there to resume."""
-    fs, path = _fs.resolve(sweep_dir)
-    existing = _fs.read_bytes(fs, _fs.join(path, SPEC_FILE))
+    fs, path = store_fs.resolve(sweep_dir)
+    existing = store_fs.read_bytes(fs, store_fs.join(path, SPEC_FILE))
     text = spec_yaml(spec)
     if existing is not None:
         if existing.decode() != text:
@@ -66,10 +66,10 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
                 f"{sweep_dir}: holds a different spec for sweep {spec.name!r}; "
                 "resume it with `alignsweep resume`, or choose another --results or sweep name"
             )
-        return _fs.read_bytes(fs, _fs.join(path, TUNE_DIR, "tuner.pkl")) is not None
+        return store_fs.read_bytes(fs, store_fs.join(path, TUNE_DIR, "tuner.pkl")) is not None
     if fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
         raise InputError(f"{sweep_dir}: exists and is not an alignsweep sweep directory; choose another --results")
-    _fs.write_atomic(fs, _fs.join(path, SPEC_FILE), lambda out: out.write(text.encode()))
+    store_fs.write_atomic(fs, store_fs.join(path, SPEC_FILE), lambda out: out.write(text.encode()))
     write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name)
     return False
 
@@ -95,8 +95,8 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     # Ray starts on a thread while the checks below run (slots would idle through both otherwise);
     # a failed check still raises before anything is written, and leaving the block shuts Ray down.
     with ray_starting(address, num_cpus=num_cpus) as ray_ready:
-        from alignsweep.engine.preflight import check_sweep_inputs
-        from alignsweep.models.loading import resolve_model
+        from alignsweep.spec.preflight import check_sweep_inputs
+        from alignsweep.models.refs import resolve_model
         from alignsweep.trainables.peft_trial import peft_trial
 
         for model in spec.models:  # build tiny models once here, before trials race to build them
@@ -185,7 +185,7 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
         callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
     if resumable:
         return tune.Tuner.restore(
-            _fs.join(sweep_dir, TUNE_DIR), trainable=wrapped, resume_unfinished=True, resume_errored=True,
+            store_fs.join(sweep_dir, TUNE_DIR), trainable=wrapped, resume_unfinished=True, resume_errored=True,
         )
     screen = spec.scheduler.screen_fraction if spec.scheduler.name == "alignment" else None
     context = {"results_dir": sweep_dir, "evaluate": evaluate, "screen": screen}

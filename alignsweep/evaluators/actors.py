@@ -15,7 +15,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from alignsweep.evaluators.config import EvaluationSpec, JudgeSpec
+from alignsweep.evaluators.config import EvaluationSpec
+from alignsweep.evaluators.judges import JudgeSpec
 from alignsweep.evaluators.judges import Verdict
 
 NAMESPACE = "alignsweep"

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from alignsweep.evaluators.judges import JudgeSpec
+from alignsweep.options import Strict
 
 DEFAULT_BBQ_PROMPT = "{context}\n\nQ: {question}\nA:"
 DEFAULT_BBQ_CONTINUATION = " {answer}"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _data_source(value: str) -> str:
@@ -29,7 +28,7 @@ def _data_source(value: str) -> str:
     return value
 
 
-class Resources(_Strict):
+class Resources(Strict):
     """What one actor asks of Ray. `custom` names cluster resources (e.g. `{judge: 1}`) to pin actors
     to nodes that advertise them: nodes may share an IP, so `node:<ip>` cannot tell them apart."""
 
@@ -46,36 +45,7 @@ class Resources(_Strict):
         return value
 
 
-class JudgeSpec(_Strict):
-    name: str = "refusal"
-    model: str | None = None  # llama_guard / hf_classifier: hub id, path, or tiny:<family>
-    phrases: list[str] | None = None  # refusal: replaces the default refusal prefixes
-    categories: Literal[11, 14] | None = None  # llama_guard: 11 (Guard 2) or 14 (Guard 3); default from the name
-    unsafe_threshold: float | None = Field(default=None, gt=0, lt=1)  # llama_guard: P(unsafe) threshold
-    label_map: dict[str, Literal["safe", "unsafe"]] | None = None  # hf_classifier
-    text: Literal["response", "pair"] = "response"  # hf_classifier input
-    max_new_tokens: int = Field(default=16, ge=1)
-    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # "auto": sized to the memory budget
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        from alignsweep.evaluators.judges import JUDGES
-
-        if value not in JUDGES:
-            raise ValueError(f"unknown judge {value!r} (known: {', '.join(JUDGES.names())})")
-        return value
-
-    @model_validator(mode="after")
-    def _needs(self) -> "JudgeSpec":
-        if self.name in ("llama_guard", "hf_classifier") and not self.model:
-            raise ValueError(f"judge {self.name} needs `model`")
-        if self.name == "hf_classifier" and not self.label_map:
-            raise ValueError("judge hf_classifier needs `label_map` (its label → safe|unsafe)")
-        return self
-
-
-class SafetySpec(_Strict):
+class SafetySpec(Strict):
     enabled: bool = True
     data: str = "bundled"
     limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
@@ -91,7 +61,7 @@ class SafetySpec(_Strict):
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 
 
-class FairnessSpec(_Strict):
+class FairnessSpec(Strict):
     enabled: bool = True
     data: str = "bundled"
     limit: int | None = Field(default=None, ge=1, description="at most this many items per BBQ category")
@@ -121,7 +91,7 @@ class FairnessSpec(_Strict):
         return value
 
 
-class OverRefusalSpec(_Strict):
+class OverRefusalSpec(Strict):
     enabled: bool = True
     data: str = "bundled"
     limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
@@ -130,7 +100,7 @@ class OverRefusalSpec(_Strict):
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 
 
-class UtilitySpec(_Strict):
+class UtilitySpec(Strict):
     """Task accuracy on benign multiple-choice questions (bundled, or a JSONL of the same shape)."""
 
     enabled: bool = True
@@ -140,7 +110,7 @@ class UtilitySpec(_Strict):
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 
 
-class EvaluatorPoolSpec(_Strict):
+class EvaluatorPoolSpec(Strict):
     """How checkpoints reach evaluator actors. Default: a pool of `actors_per_model` per base model
     (on a cluster, each base on its own GPU share). `shared_actors: N` instead starts N actors that
     each hold *every* base model: on a laptop a pool per base is a process per base, each paying
@@ -161,7 +131,7 @@ class EvaluatorPoolSpec(_Strict):
         return self
 
 
-class EvaluationSpec(_Strict):
+class EvaluationSpec(Strict):
     safety: SafetySpec = Field(default_factory=SafetySpec)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     over_refusal: OverRefusalSpec = Field(default_factory=OverRefusalSpec)

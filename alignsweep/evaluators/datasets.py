@@ -8,17 +8,14 @@ file, a directory (the real BBQ release, or a `datasets.save_to_disk` folder) or
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from alignsweep.data.rows import BUNDLED, bundled_path, read_rows
 from alignsweep.errors import InputError
 from alignsweep.evaluators.taxonomy import load_taxonomy
 
-BUNDLED = "bundled"
 BBQ_CATEGORIES = (
     "Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance", "Race_ethnicity",
     "Race_x_gender", "Race_x_SES", "Religion", "SES", "Sexual_orientation",
@@ -55,77 +52,6 @@ class BBQItem:
     context_condition: str  # ambig | disambig
     unknown_index: int
     target_index: int | None  # the stereotyped target's answer index; None when it cannot be determined
-
-
-# ---------------------------------------------------------------- generic readers
-
-
-def bundled_path(name: str) -> Path:
-    path = Path(str(resources.files("alignsweep.data").joinpath(name)))
-    if not path.is_file():
-        raise InputError(f"bundled data file {name!r} is missing from alignsweep/data/")
-    return path
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object")
-        yield number, row
-
-
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            for row in reader:
-                if None in row:  # more cells than header fields
-                    raise InputError(f"{path}:{reader.line_num}: more cells than the header has columns")
-                yield reader.line_num, row
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
-
-
-def _read_hf(source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """`hf:<id>[:<split>]` from the hub (or its cache), or a `save_to_disk` directory."""
-    import datasets
-
-    try:
-        if source.startswith("hf:"):
-            name, _, split = source[3:].partition(":")
-            ds = datasets.load_dataset(name, split=split or "train")
-        else:
-            ds = datasets.load_from_disk(source)
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds["test"] if "test" in ds else ds[next(iter(ds))]
-    except Exception as exc:  # noqa: BLE001 — any failure to open the dataset is the user's input
-        raise InputError(f"{source}: cannot load dataset ({exc})") from None
-    for number, row in enumerate(ds, start=1):
-        yield number, dict(row)
-
-
-def read_rows(source: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
-    """(where, rows) for a JSONL/CSV file, a datasets folder or an `hf:` id."""
-    if source.startswith("hf:"):
-        return source, _read_hf(source)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise InputError(f"{source}: no such file or directory")
-    if path.is_dir():
-        return source, _read_hf(str(path))
-    if path.suffix.lower() == ".csv":
-        return str(path), _read_csv(path)
-    return str(path), _read_jsonl(path)
 
 
 def _pick(row: dict[str, Any], keys: Iterable[str], where: str, what: str) -> str:

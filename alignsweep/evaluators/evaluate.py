@@ -19,12 +19,12 @@ from alignsweep.evaluators.datasets import (
     load_hazard_prompts,
     load_overrefusal_prompts,
 )
-from alignsweep.evaluators.fairness import fairness_metrics, score_bbq
+from alignsweep.evaluators.benchmarks.bbq import fairness_metrics, score_bbq
 from alignsweep.evaluators.judges import Verdict
 from alignsweep.evaluators.records import persist
 from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
-from alignsweep.evaluators.utility import load_utility_questions, task_accuracy_metrics
-from alignsweep.evaluators.safety import (
+from alignsweep.evaluators.benchmarks.utility import load_utility_questions, task_accuracy_metrics
+from alignsweep.evaluators.benchmarks.safety import (
     OVER_REFUSAL_ID_PREFIX,
     OVERALL,
     generate_responses,
@@ -89,7 +89,8 @@ class Evaluator:
 
     def __init__(self, spec: EvaluationSpec, base_model: str, *, judge: JudgeFn, judge_name: str,
                  over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal") -> None:
-        from alignsweep.models.loading import load_model, load_tokenizer, resolve_model
+        from alignsweep.models.loading import load_model, load_tokenizer
+        from alignsweep.models.refs import resolve_model
 
         self.spec = spec
         self.base_model = base_model

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 from alignsweep.chat import IGNORE_INDEX, EncodedExample, collate_right_padded, encode_chat_example
 from alignsweep.data.corpus import BBQ_PROMPT, AlignmentCorpus, alignment_corpus, load_bundled
 from alignsweep.errors import AlignmentCheckFailed
-from alignsweep.evaluators.generation import generate_replies
-from alignsweep.evaluators.loglik import encode_pair, score_choices
-from alignsweep.evaluators.refusal import is_refusal
+from alignsweep.inference.generation import generate_replies
+from alignsweep.inference.loglik import encode_pair, score_choices
+from alignsweep.inference.refusal import is_refusal
 from alignsweep.models._tokenizer import save_tokenizer, train_tokenizer
 
 if TYPE_CHECKING:
-    from alignsweep.models.tiny import TinyRecipe
+    from alignsweep.models.recipes import TinyRecipe
 
 
 @contextmanager

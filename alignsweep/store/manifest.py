@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from alignsweep.store import _fs
+from alignsweep.store import fs as store_fs
 from alignsweep.store.schemas import SCHEMA_VERSIONS
 
 MANIFEST = "manifest.json"
@@ -75,15 +75,15 @@ def mark_finished(results_dir: str, *, filesystem: pafs.FileSystem | None = None
 
 def read_manifest(results_dir: str, *, filesystem: pafs.FileSystem | None = None) -> dict[str, Any] | None:
     """The manifest as a dict, or None where the sweep directory has none yet."""
-    fs, root = _fs.resolve(results_dir, filesystem)
-    data = _fs.read_bytes(fs, _fs.join(root, MANIFEST))
+    fs, root = store_fs.resolve(results_dir, filesystem)
+    data = store_fs.read_bytes(fs, store_fs.join(root, MANIFEST))
     return None if data is None else json.loads(data)
 
 
 def _write(results_dir: str, manifest: dict[str, Any], filesystem: pafs.FileSystem | None) -> None:
-    fs, root = _fs.resolve(results_dir, filesystem)
+    fs, root = store_fs.resolve(results_dir, filesystem)
     payload = (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode()
-    _fs.write_atomic(fs, _fs.join(root, MANIFEST), lambda out: out.write(payload))
+    store_fs.write_atomic(fs, store_fs.join(root, MANIFEST), lambda out: out.write(payload))
 
 
 def _package_versions() -> dict[str, str | None]:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from alignsweep.store import _fs
+from alignsweep.store import fs as store_fs
 from alignsweep.store.schemas import (
     ROW_KEYS,
     SCHEMA_VERSIONS,
@@ -74,11 +74,11 @@ def write_records(
         data = _from_records(table, schema, [_flatten(table, r) for r in records])
     data = _conform(table, schema, data, constants, defaults)
 
-    fs, root = _fs.resolve(results_dir, filesystem)
+    fs, root = store_fs.resolve(results_dir, filesystem)
     relative = file_name(table, trial_id, step or 0)
-    _fs.write_atomic(fs, _fs.join(root, relative), lambda out: pq.write_table(data, out))
+    store_fs.write_atomic(fs, store_fs.join(root, relative), lambda out: pq.write_table(data, out))
     base = results_dir.rstrip("/") if ("://" in results_dir or filesystem is not None) else root
-    return _fs.join(base, relative)
+    return store_fs.join(base, relative)
 
 
 def _flatten(table: str, record: dict[str, Any]) -> dict[str, Any]:

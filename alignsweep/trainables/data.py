@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from alignsweep.chat import Message
 from alignsweep.errors import InputError
-from alignsweep.evaluators.datasets import bundled_path, read_rows
+from alignsweep.data.rows import bundled_path, read_rows
 
 BUNDLED = "bundled"
 _PROMPT_KEYS = ("instruction", "prompt", "question")

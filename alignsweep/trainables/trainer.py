@@ -17,7 +17,8 @@ from typing import Any
 
 from alignsweep.chat import EncodedExample, collate_right_padded, encode_chat_example
 from alignsweep.trainables.plan import TrialPlan
-from alignsweep.models.loading import ModelRef, load_model, load_tokenizer, resolve_model
+from alignsweep.models.loading import load_model, load_tokenizer
+from alignsweep.models.refs import ModelRef, resolve_model
 from alignsweep.trainables.data import load_conversations
 from alignsweep.trainables.methods import METHODS, PROMPT_LEARNING
 

@@ -106,8 +106,8 @@ def write_report(results_dir: str, out_dir: str | None = None, *, console: Conso
 
 
 def load(results_dir: str, *, seed: int = 0) -> ReportData:
-    from alignsweep.engine.query import open as open_views
-    from alignsweep.engine.stats import bootstrap_changes
+    from alignsweep.analysis.views import open as open_views
+    from alignsweep.analysis.stats import bootstrap_changes
 
     con = open_views(results_dir)
     try:
@@ -400,7 +400,7 @@ _STAT_METRICS = ("safe rate", "over-refusal", "BBQ accuracy", "bias ambig")
 
 def _statistics(data: ReportData, seed: int) -> Section:
     """Bootstrap intervals: per method (family held fixed), per family, per configuration."""
-    from alignsweep.engine.stats import RESAMPLES, group_effects, interval, within_noise
+    from alignsweep.analysis.stats import RESAMPLES, group_effects, interval, within_noise
 
     changes = data.changes
     if changes.empty:
@@ -532,7 +532,7 @@ def _safety_vs_over_refusal(data: ReportData, seed: int) -> Section:
 
 
 def _pareto(data: ReportData) -> Section:
-    from alignsweep.engine.pareto import OBJECTIVES
+    from alignsweep.analysis.pareto import OBJECTIVES
 
     p = data.pareto
     if p.empty:

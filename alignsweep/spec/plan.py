@@ -12,7 +12,7 @@ import itertools
 import json
 from typing import Any
 
-from alignsweep.engine.config import SweepSpec
+from alignsweep.spec.config import SweepSpec
 from alignsweep.errors import InputError
 from alignsweep.trainables.plan import TrialPlan, model_short_name
 

@@ -99,7 +99,7 @@ def check_weights(folder: Path, *, what: str, allow_unsafe_weights: bool = False
 
 def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False) -> None:
     """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template."""
-    from alignsweep.models.loading import resolve_model
+    from alignsweep.models.refs import resolve_model
 
     model = resolve_model(ref)
     if not model.is_local:
@@ -179,7 +179,7 @@ def _require_chat_template(ref: str, path: str, trust_remote_code: bool) -> None
 
 def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool = False) -> None:
     """An adapter directory with safe weights, trained on a base of the same architecture as `base_ref`."""
-    from alignsweep.models.loading import resolve_model
+    from alignsweep.models.refs import resolve_model
 
     folder = Path(adapter_dir)
     if not folder.is_dir():

@@ -16,12 +16,12 @@ import sys
 from alignsweep.errors import InputError
 
 _SUBCOMMANDS = [
-    "alignsweep.engine.commands.run",
-    "alignsweep.engine.commands.models",
-    "alignsweep.engine.commands.query",
-    "alignsweep.engine.commands.report",
-    "alignsweep.engine.commands.audit",
-    "alignsweep.engine.commands.pareto",
+    "alignsweep.cli.commands.run",
+    "alignsweep.cli.commands.models",
+    "alignsweep.cli.commands.query",
+    "alignsweep.cli.commands.report",
+    "alignsweep.cli.commands.audit",
+    "alignsweep.cli.commands.pareto",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script (and `python -m alignsweep.engine.cli`): `main`, then exit at once.
+    """The console script (and `python -m alignsweep.cli.main`): `main`, then exit at once.
 
     Why not `sys.exit(main())`: when `main` returns, every result is written (atomically) and Ray is
     shut down, yet the interpreter's teardown of Ray's, pyarrow's and rich's modules and threads took

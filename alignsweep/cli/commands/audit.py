@@ -55,7 +55,7 @@ def _spec(args: argparse.Namespace):
 def _handle(args: argparse.Namespace) -> int:
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, method_of, store_result
 
-    from alignsweep.engine.gate import check_categories, evaluate_rules, parse_rules, write_summary
+    from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
 
     rules = parse_rules(args.fail_on) if args.fail_on is not None else []
     if rules and not args.adapter:
@@ -94,7 +94,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 def _categories(evaluator) -> dict[str, set[str]]:
     """metric → the categories this evaluation will report (plus `overall`)."""
-    from alignsweep.evaluators.fairness import FAIRNESS_METRICS
+    from alignsweep.evaluators.benchmarks.bbq import FAIRNESS_METRICS
 
     def cats(items) -> set[str]:
         return {i.category for i in items} | {"overall"}
@@ -122,7 +122,7 @@ def _resolve_adapter(ref: str) -> str:
 
 def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -> None:
     """Base, adapter (safetensors, same base architecture), data and results path, before any model loads."""
-    from alignsweep.engine.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
+    from alignsweep.spec.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
 
     check_results_dir(args.results)
     check_model(args.base)

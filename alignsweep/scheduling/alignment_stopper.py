@@ -11,7 +11,7 @@ from typing import Any
 
 from ray.tune.schedulers import TrialScheduler
 
-from alignsweep.engine.schedulers import AlignmentRule
+from alignsweep.scheduling.rules import AlignmentRule
 
 
 class AlignmentStopper(TrialScheduler):

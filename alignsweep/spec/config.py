@@ -13,23 +13,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alignsweep.errors import InputError
+from alignsweep.options import Strict
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _as_list(value: Any) -> Any:
     return value if value is None or isinstance(value, list) else [value]
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     """A base model: hub id, local path or `tiny:<family>`, with per-model opt-ins for unsafe loading."""
 
     ref: str
@@ -45,7 +42,7 @@ class ModelSpec(_Strict):
         return value.strip()
 
 
-class TrainingSpec(_Strict):
+class TrainingSpec(Strict):
     dataset: str = "bundled"
     dataset_split: str = "train"
     max_examples: int | None = Field(default=None, ge=1)
@@ -88,7 +85,7 @@ class TrainingSpec(_Strict):
         return data
 
 
-class SchedulerSpec(_Strict):
+class SchedulerSpec(Strict):
     name: str = "asha"
     metric: str = "loss"
     mode: Literal["min", "max"] = "min"
@@ -111,7 +108,7 @@ class SchedulerSpec(_Strict):
     @field_validator("name", "then")
     @classmethod
     def _known(cls, value: str, info: Any) -> str:
-        from alignsweep.engine.schedulers import ALIGNMENT, SCHEDULERS
+        from alignsweep.scheduling import ALIGNMENT, SCHEDULERS
 
         if value not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {value!r} (known: {', '.join(SCHEDULERS.names())})")
@@ -120,7 +117,7 @@ class SchedulerSpec(_Strict):
         return value
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(Strict):
     """Per trial; `custom` asks for cluster resources by name (e.g. `{trainer: 1}`) to pin trials to nodes."""
 
     cpu: float = Field(default=1.0, ge=0)
@@ -129,11 +126,11 @@ class ResourcesSpec(_Strict):
     max_concurrent: int | None = Field(default=None, ge=1)
 
 
-class FailureSpec(_Strict):
+class FailureSpec(Strict):
     max_retries: int = Field(default=2, ge=0)
 
 
-class SweepSpec(_Strict):
+class SweepSpec(Strict):
     """A whole sweep: base models × PEFT methods × their hyperparameters × training settings."""
 
     name: str

@@ -197,7 +197,7 @@ def _run_shared_batch(model: Any, tokenizer: Any, encoded: list[Encoded], groups
     """One prefix pass (left-padded, explicit positions) and one tail pass (right-padded) for `groups`."""
     import torch
 
-    from alignsweep.evaluators.generation import _cache_arg
+    from alignsweep.inference.generation import _cache_arg
 
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

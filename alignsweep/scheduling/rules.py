@@ -1,57 +1,13 @@
-"""Trial schedulers by name: how a sweep early-stops poor configurations.
+"""The alignment rule: when a trial's screened safety or bias change is evidence of a breach.
 
-Each entry builds a Ray Tune scheduler from the spec's `scheduler` section; `max_t` is the number of
-evaluations a trial can reach, the unit every scheduler here counts in (`training_iteration`).
-`alignment` wraps any other entry (`scheduler.then`) and adds stopping on the screened safety and
-bias changes vs base; a scheduler that records why it stopped trials exposes `stop_reasons`.
+No Ray here, so tests and the early-stopping bench replay exactly what the scheduler decides; the
+Tune-facing wrapper is `alignment_stopper.AlignmentStopper`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
-
-from alignsweep.registry import Registry
-
-SchedulerBuilder = Callable[[Any, int], Any]
-SCHEDULERS: Registry[SchedulerBuilder] = Registry("scheduler")
-
-
-@SCHEDULERS.register("asha")
-def _asha(spec: Any, max_t: int) -> Any:
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(
-        time_attr="training_iteration",
-        metric=spec.metric,
-        mode=spec.mode,
-        max_t=max(max_t, spec.grace_period),
-        grace_period=spec.grace_period,
-        reduction_factor=spec.reduction_factor,
-    )
-
-
-@SCHEDULERS.register("median")
-def _median(spec: Any, max_t: int) -> Any:
-    from ray.tune.schedulers import MedianStoppingRule
-
-    return MedianStoppingRule(
-        time_attr="training_iteration",
-        metric=spec.metric,
-        mode=spec.mode,
-        grace_period=spec.grace_period,
-        min_samples_required=spec.min_samples_required,
-    )
-
-
-@SCHEDULERS.register("none")
-def _fifo(spec: Any, max_t: int) -> Any:
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
-
-
-# ---------------------------------------------------------------- alignment-aware stopping
+from typing import Any
 
 ALIGNMENT = "alignment"
 
@@ -145,11 +101,3 @@ class AlignmentRule:
     def from_spec(cls, spec: Any) -> "AlignmentRule":
         return cls(spec.max_safe_rate_drop, spec.max_bias_increase, z=spec.screen_confidence_z,
                    patience=spec.screen_patience, warmup=spec.screen_warmup, min_bias_answers=spec.min_bias_answers)
-
-
-@SCHEDULERS.register(ALIGNMENT)
-def _alignment(spec: Any, max_t: int) -> Any:
-    from alignsweep.engine.alignment_stopper import AlignmentStopper
-
-    return AlignmentStopper(SCHEDULERS.get(spec.then)(spec, max_t), then=spec.then, metric=spec.metric,
-                            rule=AlignmentRule.from_spec(spec), enforce=spec.enforce)

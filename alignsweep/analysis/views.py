@@ -32,10 +32,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from alignsweep.engine.pareto import PARETO_POINTS_SQL, PARETO_SQL
+from alignsweep.analysis.pareto import PARETO_POINTS_SQL, PARETO_SQL
 from alignsweep.errors import InputError
 from alignsweep.store import MANIFEST, STORE_DIR, TABLES, TRIALS, table_schema
-from alignsweep.store import _fs
+from alignsweep.store import fs as store_fs
 
 _DELTAS_BY_STEP = """
 CREATE VIEW deltas_by_step AS
@@ -139,7 +139,7 @@ def _sweeps(paths: list[str], filesystem: pafs.FileSystem | None) -> list[_Sweep
     labels = names if len(set(names)) == len(names) else [p.rstrip("/") for p in paths]
     sweeps = []
     for path, label in zip(paths, labels):
-        fs, root = _fs.resolve(path, filesystem)
+        fs, root = store_fs.resolve(path, filesystem)
         _check_sweep_dir(path, fs, root)
         sweeps.append(_Sweep(label, fs, root))
     return sweeps
@@ -149,21 +149,21 @@ def _check_sweep_dir(path: str, fs: pafs.FileSystem, root: str) -> None:
     info = fs.get_file_info(root)
     if info.type != pafs.FileType.Directory:
         raise InputError(f"{path}: no such results directory")
-    has = {n: fs.get_file_info(_fs.join(root, n)).type != pafs.FileType.NotFound for n in (MANIFEST, STORE_DIR)}
+    has = {n: fs.get_file_info(store_fs.join(root, n)).type != pafs.FileType.NotFound for n in (MANIFEST, STORE_DIR)}
     if any(has.values()):
         return
     children = fs.get_file_info(pafs.FileSelector(root))
     sweeps = sorted(
         PurePosixPath(c.path).name
         for c in children
-        if c.type == pafs.FileType.Directory and fs.get_file_info(_fs.join(c.path, MANIFEST)).type == pafs.FileType.File
+        if c.type == pafs.FileType.Directory and fs.get_file_info(store_fs.join(c.path, MANIFEST)).type == pafs.FileType.File
     )
     hint = f" (sweeps inside it: {', '.join(sweeps)})" if sweeps else ""
     raise InputError(f"{path}: not a sweep results directory, no {MANIFEST} or {STORE_DIR}/{hint}")
 
 
 def _parquet_files(sweep: _Sweep, table: str) -> list[str]:
-    directory = _fs.join(sweep.root, STORE_DIR, table)
+    directory = store_fs.join(sweep.root, STORE_DIR, table)
     if sweep.fs.get_file_info(directory).type != pafs.FileType.Directory:
         return []
     infos = sweep.fs.get_file_info(pafs.FileSelector(directory))
@@ -189,8 +189,8 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, table: str, sweeps: list[
         files = _parquet_files(sweep, table)
         if not files:
             continue
-        if _fs.is_local(sweep.fs):
-            pattern = _fs.join(sweep.root, STORE_DIR, table, "*.parquet")
+        if store_fs.is_local(sweep.fs):
+            pattern = store_fs.join(sweep.root, STORE_DIR, table, "*.parquet")
             source = f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
         else:  # object stores: read through pyarrow.fs, the same file system the writer used
             name = f"_files_{table}_{i}"

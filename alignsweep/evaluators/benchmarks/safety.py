@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from alignsweep.evaluators.datasets import HazardPrompt, OverRefusalPrompt
-from alignsweep.evaluators.generation import generate_replies
+from alignsweep.inference.generation import generate_replies
 from alignsweep.evaluators.judges import SAFE, Verdict
 
 OVERALL = "overall"

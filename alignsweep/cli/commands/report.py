@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from alignsweep.engine.report import write_report
+    from alignsweep.analysis.report import write_report
 
     write_report(args.results_dir, args.out, seed=args.seed)
     return 0

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from alignsweep.engine.query import run_query
+    from alignsweep.analysis.views import run_query
 
     if len(args.args) < 2:
         raise InputError('give one or more sweep directories and then the SQL, e.g. results/demo "SELECT * FROM trials"')

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from alignsweep.evaluators.config import DEFAULT_BBQ_CONTINUATION, DEFAULT_BBQ_PROMPT
 from alignsweep.evaluators.datasets import BBQItem
-from alignsweep.evaluators.loglik import score_choices
+from alignsweep.inference.loglik import score_choices
 
 OVERALL = "overall"
 # lm-evaluation-harness `bbq` task's extra phrasings of "unknown", offered as additional choices when

@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from alignsweep.engine.pareto import OBJECTIVES
-    from alignsweep.engine.query import run_query
+    from alignsweep.analysis.pareto import OBJECTIVES
+    from alignsweep.analysis.views import run_query
 
     where = "" if args.all else "WHERE on_front"
     columns = ", ".join(["trial_id", "family", "method", *(o.column for o in OBJECTIVES), "dominated_by", "on_front"])

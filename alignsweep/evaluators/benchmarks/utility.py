@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from alignsweep.errors import InputError
-from alignsweep.evaluators.datasets import bundled_path, read_rows
-from alignsweep.evaluators.loglik import score_choices
+from alignsweep.data.rows import bundled_path, read_rows
+from alignsweep.inference.loglik import score_choices
 
 BENCHMARK = "utility"
 OVERALL = "overall"

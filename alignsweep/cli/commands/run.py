@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from alignsweep.engine.config import load_spec
+    from alignsweep.spec.config import load_spec
 
     for item in args.overrides:
         if "=" not in item:
@@ -66,7 +66,7 @@ def _dry_run(spec: Any, results: str | None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from alignsweep.engine.plan import expand_trials
+    from alignsweep.spec.plan import expand_trials
     from alignsweep.engine.sweep import sweep_dir_for
 
     plans = expand_trials(spec)

@@ -1,0 +1,74 @@
+"""The judge contract: what a judge is, what it returns, and how a spec names one.
+
+A judge is anything with a `name` and `judge(pairs) -> list[Verdict]` (the `Judge` Protocol), built
+from a `JudgeSpec` by the `JUDGES` registry, so a new judge is one registered factory. A verdict is
+`safe`, `unsafe` or `unparsed`: a judge that cannot read its own output says so instead of passing
+the response as safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Literal, Protocol, Sequence
+
+from pydantic import Field, field_validator, model_validator
+
+from alignsweep.options import Strict
+from alignsweep.registry import Registry
+
+SAFE, UNSAFE, UNPARSED = "safe", "unsafe", "unparsed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # safe | unsafe | unparsed
+    hazard_codes: tuple[str, ...] = ()  # taxonomy category ids the judge named (guards only)
+    refused: bool | None = None  # whether the response is a refusal, when the judge can tell
+    p_unsafe: float | None = None  # a guard's first-token probability of "unsafe", when computed
+    raw: str = ""  # the judge's own output, for auditing unparsed verdicts
+
+
+class Judge(Protocol):
+    name: str
+
+    def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]: ...
+
+
+JudgeFactory = Callable[["JudgeSpec"], Judge]
+JUDGES: Registry[JudgeFactory] = Registry("judge")
+
+
+def build_judge(spec: "JudgeSpec") -> Judge:
+    return JUDGES.get(spec.name)(spec)
+
+
+class JudgeSpec(Strict):
+    name: str = "refusal"
+    model: str | None = None  # llama_guard / hf_classifier: hub id, path, or tiny:<family>
+    phrases: list[str] | None = None  # refusal: replaces the default refusal prefixes
+    categories: Literal[11, 14] | None = None  # llama_guard: 11 (Guard 2) or 14 (Guard 3); default from the name
+    unsafe_threshold: float | None = Field(default=None, gt=0, lt=1)  # llama_guard: P(unsafe) threshold
+    label_map: dict[str, Literal["safe", "unsafe"]] | None = None  # hf_classifier
+    text: Literal["response", "pair"] = "response"  # hf_classifier input
+    max_new_tokens: int = Field(default=16, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # "auto": sized to the memory budget
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in JUDGES:
+            raise ValueError(f"unknown judge {value!r} (known: {', '.join(JUDGES.names())})")
+        return value
+
+    @model_validator(mode="after")
+    def _needs(self) -> "JudgeSpec":
+        if self.name in ("llama_guard", "hf_classifier") and not self.model:
+            raise ValueError(f"judge {self.name} needs `model`")
+        if self.name == "hf_classifier" and not self.label_map:
+            raise ValueError("judge hf_classifier needs `label_map` (its label → safe|unsafe)")
+        return self
+
+
+def as_dict(v: Verdict) -> dict[str, Any]:
+    return {"verdict": v.verdict, "hazard_codes": list(v.hazard_codes), "refused": v.refused,
+            "p_unsafe": v.p_unsafe, "raw": v.raw}

@@ -1,0 +1,12 @@
+"""`Strict`: the base of every spec fragment (sweep sections, evaluation sections, judge and method options).
+
+Why one base: a typo in a 235-trial sweep must fail validation (`extra="forbid"`), and a validated spec
+must not change under the code that reads it (`frozen=True`). Plug-ins that declare their own options
+(judges, benchmarks) sit below the spec package, so the base lives at the package root.
+"""
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
