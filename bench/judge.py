@@ -22,11 +22,11 @@ N_PROMPTS = 32
 def _requests() -> list[list[tuple[str, str]]]:
     """Per trial: (prompt, response) pairs; trial k changes the response of every (k+2)-th prompt."""
     from alignsweep.evaluators.datasets import load_hazard_prompts
-    from alignsweep.evaluators.benchmarks.safety import generate_responses
+    from alignsweep.evaluators.benchmarks.base import respond_greedily
 
     model, tok, _ = tiny("llama")
     prompts = [p.prompt for p in load_hazard_prompts("bundled")][::5][:N_PROMPTS]
-    base = generate_responses(model, tok, prompts, max_new_tokens=32, batch_size="auto")
+    base = respond_greedily(model, tok, prompts, max_new_tokens=32, batch_size="auto")
     return [[(p, f"{r} (trial {k})" if i % (k + 2) == 0 else r) for i, (p, r) in enumerate(zip(prompts, base))]
             for k in range(N_TRIALS)]
 

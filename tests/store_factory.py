@@ -91,7 +91,8 @@ def _tuned_values(base: dict, method: str, family: str, progress: float, rng: np
 
 def _items(path: str, trial_id: str, step: int, rng: np.random.Generator) -> None:
     safety = [
-        {"prompt_id": f"{c}-{i}", "category": c, "prompt": f"hazardous request {c}/{i}",
+        {"benchmark": "safety", "prompt_id": f"{c}-{i}", "category": c, "prompt_label": "unsafe",
+         "prompt": f"hazardous request {c}/{i}",
          "response": "I can't help with that." if rng.random() < 0.8 else "Sure.",
          "verdict": "safe" if rng.random() < 0.8 else "unsafe", "hazard_codes": [] if rng.random() < 0.8 else [c],
          "judge": "refusal"}

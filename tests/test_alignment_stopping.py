@@ -213,14 +213,14 @@ def test_screen_metrics_are_the_subset_of_a_full_evaluation(tiny_paths) -> None:
     ev = Evaluator(spec, str(tiny_paths["llama"]), judge=judge, judge_name=name, over_refusal_judge=over,
                    over_refusal_judge_name=over_name)
     full = ev.evaluate(None, screen=0.5)
-    chosen = {p.prompt_id for p in screen_subset(ev.hazards, 0.5, id_attr="prompt_id")}
-    expected = safe_rate_metrics([i for i in full.safety_items if i["prompt_id"] in chosen])
+    chosen = {p.prompt_id for p in screen_subset(ev.items["safety"], 0.5, id_attr="prompt_id")}
+    expected = safe_rate_metrics([i for i in full.rows("safety_items") if i["benchmark"] == "safety" and i["prompt_id"] in chosen])
     got = [r for r in full.metrics if r["benchmark"] == "screen_safety"]
     assert [(r["category"], r["value"], r["n"]) for r in got] == [(r["category"], r["value"], r["n"]) for r in expected]
     assert {r["benchmark"] for r in full.metrics} >= {"safety", "over_refusal", "fairness", "utility", "screen_safety",
                                                      "screen_over_refusal", "screen_fairness"}
     only = ev.evaluate(None, screen=0.5, full=False)
     assert {r["benchmark"] for r in only.metrics} == {"screen_safety", "screen_over_refusal", "screen_fairness"}
-    assert len([i for i in only.safety_items if not i["prompt_id"].startswith("over_refusal/")]) == len(chosen) == 2 * 11
+    assert len([i for i in only.rows("safety_items") if i["benchmark"] == "safety"]) == len(chosen) == 2 * 11
     assert {r["category"] for r in only.metrics if r["benchmark"] == "screen_over_refusal"} == {f"S{i}" for i in range(1, 12)} | {"overall"}
     assert "screen_safe_rate" in only.flat() and "safe_rate" not in only.flat()

@@ -9,7 +9,8 @@ import pytest
 from alignsweep.evaluators.datasets import derive_target_index
 from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
 from alignsweep.evaluators.judges import SAFE, UNPARSED, UNSAFE, Verdict, combine_verdicts, parse_llama_guard
-from alignsweep.evaluators.benchmarks.safety import over_refusal_metrics, safe_rate_metrics
+from alignsweep.evaluators.benchmarks.over_refusal import over_refusal_metrics
+from alignsweep.evaluators.benchmarks.safety import safe_rate_metrics
 from alignsweep.evaluators.taxonomy import load_taxonomy
 
 
@@ -102,11 +103,11 @@ def test_safe_rate_counts_unparsed_as_not_safe():
 
 def test_over_refusal_rate_only_on_benign_look_alikes():
     items = [
-        {"prompt_id": "over_refusal/safe/1", "category": "S1", "verdict": "refused"},
-        {"prompt_id": "over_refusal/safe/2", "category": "S1", "verdict": "complied"},
-        {"prompt_id": "over_refusal/safe/3", "category": "S6", "verdict": "complied"},
-        {"prompt_id": "over_refusal/unsafe/4", "category": "S6", "verdict": "refused"},
-        {"prompt_id": "hazard-1", "category": "S6", "verdict": SAFE},
+        {"benchmark": "over_refusal", "prompt_id": "1", "prompt_label": "safe", "category": "S1", "verdict": "refused"},
+        {"benchmark": "over_refusal", "prompt_id": "2", "prompt_label": "safe", "category": "S1", "verdict": "complied"},
+        {"benchmark": "over_refusal", "prompt_id": "3", "prompt_label": "safe", "category": "S6", "verdict": "complied"},
+        {"benchmark": "over_refusal", "prompt_id": "4", "prompt_label": "unsafe", "category": "S6", "verdict": "refused"},
+        {"benchmark": "safety", "prompt_id": "hazard-1", "category": "S6", "verdict": SAFE},
     ]
     rows = over_refusal_metrics(items)
     assert _by(rows, "S1", "over_refusal_rate") == (0.5, 2)

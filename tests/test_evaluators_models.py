@@ -127,4 +127,4 @@ def test_evaluator_refuse_everything_scores_safe_1_and_over_refusal_1(tiny, tmp_
     flat = result.flat()
     assert flat["safe_rate"] == 1.0 and flat["over_refusal_rate"] == 1.0
     assert {f"safe_rate/S{i}" for i in range(1, 12)} <= set(flat)
-    assert len(result.fairness_items) == 18 and not math.isnan(flat["accuracy"])
+    assert len(result.rows("fairness_items")) == 18 and not math.isnan(flat["accuracy"])

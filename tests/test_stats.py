@@ -14,8 +14,8 @@ from alignsweep.store import write_manifest, write_records
 
 
 def _safety(path: str, trial: str, method: str, step: int, unsafe: set[int], n: int = 40) -> None:
-    items = [{"prompt_id": f"p{i}", "category": "S1", "verdict": "unsafe" if i in unsafe else "safe"} for i in range(n)]
-    items += [{"prompt_id": f"over_refusal/safe/o{i}", "category": "S1", "verdict": "refused" if i < 2 else "complied"}
+    items = [{"benchmark": "safety", "prompt_id": f"p{i}", "category": "S1", "verdict": "unsafe" if i in unsafe else "safe"} for i in range(n)]
+    items += [{"benchmark": "over_refusal", "prompt_label": "safe", "prompt_id": f"o{i}", "category": "S1", "verdict": "refused" if i < 2 else "complied"}
               for i in range(10)]
     write_records(path, "safety_items", items, trial_id=trial, step=step)
     rate = 1 - len(unsafe) / n

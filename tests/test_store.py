@@ -37,7 +37,7 @@ ROWS = {
                 "steps": 20, "train_loss": 1.25, "wall_s": 3.5, "checkpoint": "/x/ckpt", "learning_rate": 1e-3, "r": 8,
                 "alpha": 16.0, "target_modules": ["q_proj", "v_proj"], "seed": 3}],
     "metrics": [METRIC, {**METRIC, "category": "overall"}],
-    "safety_items": [{"prompt_id": "S1-0", "category": "S1", "prompt": "p", "response": "no", "verdict": "safe",
+    "safety_items": [{"benchmark": "safety", "prompt_id": "S1-0", "category": "S1", "prompt": "p", "response": "no", "verdict": "safe",
                       "hazard_codes": ["S1", "S9"], "judge": "refusal"}],
     "fairness_items": [{"example_id": "Age-0", "category": "Age", "context_condition": "ambig", "question_polarity": "neg",
                         "label": 2, "target_index": 0, "prediction": 1, "loglikelihoods": [-3.5, -2.25, -7.0], "truncated": True}],

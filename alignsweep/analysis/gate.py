@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from alignsweep.errors import InputError
+from alignsweep.evaluators.benchmarks import METRIC_CATALOG
 
-GATE_METRICS = ("safe_rate", "over_refusal_rate", "accuracy", "accuracy_ambig", "accuracy_disambig",
-                "bias_ambig", "bias_disambig", "task_accuracy")
+GATE_METRICS = tuple(dict.fromkeys(m.name for m in METRIC_CATALOG if m.gate))
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _RULE = re.compile(r"^\s*([A-Za-z_]+)\.([^<>=]+?)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 

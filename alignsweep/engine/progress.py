@@ -16,7 +16,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-_SHOWN_METRICS = ("safe_rate", "over_refusal_rate", "accuracy", "bias_ambig", "bias_disambig")
+from alignsweep.evaluators.benchmarks import METRIC_CATALOG
+
+SHOWN_METRICS = tuple(m.name for m in METRIC_CATALOG if m.summary)
 
 
 def _fmt(value: Any) -> str:
@@ -106,7 +108,7 @@ def summary_table(rows: list[dict[str, Any]], metric: str, mode: str) -> Table:
             return math.inf
         return value if mode == "min" else -value
 
-    shown = [m for m in _SHOWN_METRICS if any(m in r for r in rows)]
+    shown = [m for m in SHOWN_METRICS if any(m in r for r in rows)]
     table = Table(title=f"sweep summary ({len(rows)} trials, sorted by {metric} {mode})")
     for col in ("trial", "model", "method", "lr", "status", "steps", "loss", *shown):
         table.add_column(col, justify="right" if col not in ("trial", "model", "method", "status") else "left")

@@ -218,6 +218,8 @@ def _evals_for(plan: TrialPlan) -> int:
 
 
 def _result_row(result: Any) -> dict[str, Any] | None:
+    from alignsweep.engine.progress import SHOWN_METRICS
+
     plan = (result.config or {}).get("plan")
     if plan is None:
         return None
@@ -232,5 +234,5 @@ def _result_row(result: Any) -> dict[str, Any] | None:
         "total_steps": metrics.get("total_steps"),
         "loss": metrics.get("loss"),
         "node_id": metrics.get("node_id"),
-        **{k: v for k, v in metrics.items() if k in ("safe_rate", "accuracy", "bias_ambig", "bias_disambig", "over_refusal_rate")},
+        **{k: v for k, v in metrics.items() if k in SHOWN_METRICS},
     }

@@ -9,54 +9,44 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from alignsweep.evaluators.adapters import adapter_method, attached
+from alignsweep.evaluators.benchmarks import METRIC_CATALOG, OVERALL, Benchmark, ScoringContext, registered
+from alignsweep.evaluators.benchmarks.base import respond_greedily
 from alignsweep.evaluators.config import EvaluationSpec
-from alignsweep.evaluators.datasets import (
-    limit_per_category,
-    load_bbq,
-    load_hazard_prompts,
-    load_overrefusal_prompts,
-)
-from alignsweep.evaluators.benchmarks.bbq import fairness_metrics, score_bbq
 from alignsweep.evaluators.judges import Verdict
 from alignsweep.evaluators.records import persist
 from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
-from alignsweep.evaluators.benchmarks.utility import load_utility_questions, task_accuracy_metrics
-from alignsweep.evaluators.benchmarks.safety import (
-    OVER_REFUSAL_ID_PREFIX,
-    OVERALL,
-    generate_responses,
-    over_refusal_items,
-    over_refusal_metrics,
-    safe_rate_metrics,
-    safety_items,
-)
 
 JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
-# Metrics handed to Tune under their bare name (overall value); every category also as `metric/category`.
-# Screen metrics (benchmark `screen_*`) go to Tune as `screen_<metric>`.
-HEADLINE = ("safe_rate", "over_refusal_rate", "accuracy", "accuracy_ambig", "accuracy_disambig", "bias_ambig",
-            "bias_disambig", "task_accuracy", "heldout_loss")
+
+
+def headline_metrics() -> tuple[str, ...]:
+    """Metrics handed to Tune under their bare name (overall value); every category also as
+    `metric/category`. Screen metrics (benchmark `screen_*`) go to Tune as `screen_<metric>`."""
+    return tuple(dict.fromkeys(m.name for m in METRIC_CATALOG if m.headline))
 
 
 @dataclass
 class EvalResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # benchmark, category, metric, value, n
-    safety_items: list[dict[str, Any]] = field(default_factory=list)
-    fairness_items: list[dict[str, Any]] = field(default_factory=list)
+    items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item table → rows
     seconds: float = 0.0
 
     def copy(self) -> "EvalResult":
-        return EvalResult([dict(r) for r in self.metrics], [dict(r) for r in self.safety_items],
-                          [dict(r) for r in self.fairness_items], self.seconds)
+        return EvalResult([dict(r) for r in self.metrics],
+                          {table: [dict(r) for r in rows] for table, rows in self.items.items()}, self.seconds)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        return self.items.get(table, [])
 
     def flat(self) -> dict[str, float]:
         """`{"safe_rate": …, "safe_rate/S1": …, "accuracy": …, "accuracy/Age": …}` for `tune.report`."""
+        headline = headline_metrics()
         out: dict[str, float] = {}
         for row in self.metrics:
-            if row["metric"] not in HEADLINE:
+            if row["metric"] not in headline:
                 continue
             metric = SCREEN_PREFIX + row["metric"] if row["benchmark"].startswith(SCREEN_PREFIX) else row["metric"]
             key = metric if row["category"] == OVERALL else f"{metric}/{row['category']}"
@@ -85,7 +75,8 @@ def adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> st
 
 
 class Evaluator:
-    """A base model loaded once, plus the evaluation sets; `evaluate` scores it with or without an adapter."""
+    """A base model loaded once, plus every enabled benchmark's items; `evaluate` scores the base with or
+    without an adapter."""
 
     def __init__(self, spec: EvaluationSpec, base_model: str, *, judge: JudgeFn, judge_name: str,
                  over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal") -> None:
@@ -97,15 +88,11 @@ class Evaluator:
         path = resolve_model(base_model).path
         self.model = load_model(path)
         self.tokenizer = load_tokenizer(path)
-        self.judge, self.judge_name = judge, judge_name
-        self.over_refusal_judge = over_refusal_judge or judge
-        self.over_refusal_judge_name = over_refusal_judge_name if over_refusal_judge else judge_name
-        s, f, o = spec.safety, spec.fairness, spec.over_refusal
-        self.hazards = limit_per_category(load_hazard_prompts(s.data), s.limit) if s.enabled else []
-        self.bbq = limit_per_category(load_bbq(f.data), f.limit) if f.enabled else []
-        self.look_alikes = limit_per_category(load_overrefusal_prompts(o.data), o.limit) if o.enabled else []
-        u = spec.utility
-        self.questions = limit_per_category(load_utility_questions(u.data), u.limit) if u.enabled else []
+        self.judges = {"safety": (judge, judge_name),
+                       "over_refusal": (over_refusal_judge or judge,
+                                        over_refusal_judge_name if over_refusal_judge else judge_name)}
+        self.benchmarks: list[Benchmark] = [b for b in registered() if b.enabled(spec)]
+        self.items: dict[str, list[Any]] = {b.name: b.load(spec) for b in self.benchmarks}
         self._screen_reference: dict[float, dict[str, float]] = {}
         # Byte-identical adapters score identically: trials that differ only in learning rate share
         # their step-0 control (same seed, same initialisation), so it is scored once.
@@ -126,67 +113,51 @@ class Evaluator:
                 self._cache.pop(next(iter(self._cache)))
         return result
 
+    def _subset(self, benchmark: Benchmark, fraction: float | None) -> list[Any]:
+        items = self.items[benchmark.name]
+        return items if fraction is None else screen_subset(items, fraction, id_attr=benchmark.item_id)
+
     def _evaluate(self, adapter_dir: str | None, screen: float | None, full: bool) -> EvalResult:
         start = time.perf_counter()
         result = EvalResult()
-        hazards = self.hazards if full else screen_subset(self.hazards, screen, id_attr="prompt_id")
-        bbq = self.bbq if full else screen_subset(self.bbq, screen, id_attr="example_id")
-        look_alikes = self.look_alikes if full else screen_subset(self.look_alikes, screen, id_attr="prompt_id")
+        screen_rows: list[dict[str, Any]] = []
         with attached(self.model, adapter_dir) as model:
-            if hazards:
-                items = self._safety(model, hazards)
-                result.safety_items += items
-                result.metrics += safe_rate_metrics(items) if full else []
-            if look_alikes:
-                items = self._over_refusal(model, look_alikes)
-                result.safety_items += items
-                result.metrics += over_refusal_metrics(items) if full else []
-            if bbq:
-                f = self.spec.fairness
-                result.fairness_items = score_bbq(model, self.tokenizer, bbq, prompt=f.prompt,
-                                                  continuation=f.continuation, extra_unknowns=f.extra_unknowns,
-                                                  batch_size=f.batch_size)
-                result.metrics += fairness_metrics(result.fairness_items) if full else []
-            if self.questions and full:
-                result.metrics += task_accuracy_metrics(model, self.tokenizer, self.questions)
-        if screen is not None:
-            result.metrics += self._screen_metrics(result, screen)
+            ctx = ScoringContext(model=model, tokenizer=self.tokenizer, respond=self._responder(model),
+                                 judges=self.judges)
+            for benchmark in self.benchmarks:
+                if not full and benchmark.item_table is None:
+                    continue  # the screen watches what is stored per item; skip what it cannot see
+                items = self._subset(benchmark, None if full else screen)
+                if not items:
+                    continue
+                rows = benchmark.score(ctx, items, self.spec)
+                if benchmark.item_table is not None:
+                    result.items.setdefault(benchmark.item_table, []).extend(rows)
+                if full:
+                    result.metrics += benchmark.summarise(rows)
+                if screen is not None and benchmark.item_table is not None:
+                    ids = {getattr(i, benchmark.item_id) for i in self._subset(benchmark, screen)}
+                    subset = [r for r in rows if r[benchmark.item_id] in ids]
+                    screen_rows += benchmark.summarise(subset) if subset else []
+        result.metrics += as_screen(screen_rows)
         result.seconds = time.perf_counter() - start
         return result
 
-    def _screen_metrics(self, result: EvalResult, fraction: float) -> list[dict[str, Any]]:
-        """Screen metrics from the subset of the items just scored (all of them in a screen-only run)."""
-        hazard_ids = {p.prompt_id for p in screen_subset(self.hazards, fraction, id_attr="prompt_id")}
-        bbq_ids = {b.example_id for b in screen_subset(self.bbq, fraction, id_attr="example_id")}
-        look_ids = {f"{OVER_REFUSAL_ID_PREFIX}{p.label}/{p.prompt_id}"
-                    for p in screen_subset(self.look_alikes, fraction, id_attr="prompt_id")}
-        safety = [it for it in result.safety_items if it["prompt_id"] in hazard_ids]
-        over = [it for it in result.safety_items if it["prompt_id"] in look_ids]
-        fairness = [it for it in result.fairness_items if it["example_id"] in bbq_ids]
-        return as_screen((safe_rate_metrics(safety) if safety else []) + (over_refusal_metrics(over) if over else [])
-                         + (fairness_metrics(fairness) if fairness else []))
+    def _responder(self, model: Any) -> Callable[[Sequence[str]], list[str]]:
+        """Greedy single-turn chat replies with the spec's safety decoding settings."""
+        s = self.spec.safety
+
+        def respond(prompts: Sequence[str]) -> list[str]:
+            return respond_greedily(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
+                                    batch_size=s.batch_size)
+
+        return respond
 
     def screen_reference(self, fraction: float) -> dict[str, float]:
         """The base model's screen metrics (flat), scored once per fraction: what a stopper compares against."""
         if fraction not in self._screen_reference:
             self._screen_reference[fraction] = self.evaluate(None, screen=fraction, full=False).flat()
         return self._screen_reference[fraction]
-
-    def _safety(self, model: Any, hazards: list[Any]) -> list[dict[str, Any]]:
-        responses, verdicts = self._respond_and_judge(model, hazards, self.judge)
-        return safety_items(hazards, responses, verdicts, self.judge_name)
-
-    def _over_refusal(self, model: Any, look_alikes: list[Any]) -> list[dict[str, Any]]:
-        responses, verdicts = self._respond_and_judge(model, look_alikes, self.over_refusal_judge)
-        return over_refusal_items(look_alikes, responses, verdicts, self.over_refusal_judge_name)
-
-    def _respond_and_judge(self, model: Any, items: list[Any], judge: Any) -> tuple[list[str], list[Any]]:
-        """Greedy replies to each item's prompt with the safety decoding settings, then one judge call."""
-        s = self.spec.safety
-        prompts = [p.prompt for p in items]
-        responses = generate_responses(model, self.tokenizer, prompts, max_new_tokens=s.max_new_tokens,
-                                       batch_size=s.batch_size)
-        return responses, judge(list(zip(prompts, responses)))
 
 
 #: The screen metrics an alignment-aware stopper watches, reported as `<metric>_delta` (trial − base).
@@ -215,10 +186,9 @@ def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: i
     """Write metrics and items of one (trial, step): one file per table."""
     metrics = [{**row, "base_model": base_model, "method": method} for row in result.metrics]
     persist(results_dir, "metrics", metrics, trial_id=trial_id, step=step)
-    if result.safety_items:
-        persist(results_dir, "safety_items", result.safety_items, trial_id=trial_id, step=step)
-    if result.fairness_items:
-        persist(results_dir, "fairness_items", result.fairness_items, trial_id=trial_id, step=step)
+    for table, rows in result.items.items():
+        if rows:
+            persist(results_dir, table, rows, trial_id=trial_id, step=step)
 
 
 def method_of(adapter_dir: str | None, method: str | None) -> str:

@@ -72,8 +72,10 @@ _SAFETY_ITEMS = pa.schema(
     [
         pa.field("trial_id", pa.string(), nullable=False),
         pa.field("step", pa.int64(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),  # safety | over_refusal
         pa.field("prompt_id", pa.string(), nullable=False),
         pa.field("category", pa.string(), nullable=False),
+        pa.field("prompt_label", pa.string()),  # unsafe: a hazardous request; safe: a benign look-alike
         pa.field("prompt", pa.string()),
         pa.field("response", pa.string()),
         pa.field("verdict", pa.string(), nullable=False),  # safe | unsafe | unparsed (over-refusal rows: refused | complied)
@@ -105,7 +107,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     SAFETY_ITEMS: _SAFETY_ITEMS,
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 1, FAIRNESS_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file
@@ -113,7 +115,7 @@ TABLES: tuple[str, ...] = tuple(SCHEMAS)
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     TRIALS: ("trial_id",),
     METRICS: ("benchmark", "category", "metric"),
-    SAFETY_ITEMS: ("prompt_id",),
+    SAFETY_ITEMS: ("benchmark", "prompt_id"),
     FAIRNESS_ITEMS: ("example_id",),
 }
 

@@ -75,8 +75,8 @@ def _handle(args: argparse.Namespace) -> int:
                      method=method_of(adapter, None))
         flats.append(result.flat())
         rows.append(result.metrics)
-        print(f"{trial_id}: {len(result.safety_items)} safety items, {len(result.fairness_items)} fairness items, "
-              f"{result.seconds:.1f} s")
+        counts = ", ".join(f"{len(rows)} {table.replace('_', ' ')}" for table, rows in result.items.items())
+        print(f"{trial_id}: {counts}, {result.seconds:.1f} s")
     for key in sorted(k for k in flats[0] if "/" not in k):
         values = "  ".join(_fmt(f.get(key, math.nan)) for f in flats)
         print(f"  {key:<20} {values}")
@@ -94,15 +94,8 @@ def _handle(args: argparse.Namespace) -> int:
 
 def _categories(evaluator) -> dict[str, set[str]]:
     """metric → the categories this evaluation will report (plus `overall`)."""
-    from alignsweep.evaluators.benchmarks.bbq import FAIRNESS_METRICS
-
-    def cats(items) -> set[str]:
-        return {i.category for i in items} | {"overall"}
-
-    out = {"safe_rate": cats(evaluator.hazards), "task_accuracy": cats(evaluator.questions),
-           "over_refusal_rate": cats([p for p in evaluator.look_alikes if p.label == "safe"])}
-    out.update({m: cats(evaluator.bbq) for m in FAIRNESS_METRICS})
-    return out
+    return {m.name: {i.category for i in evaluator.items[b.name]} | {"overall"}
+            for b in evaluator.benchmarks for m in b.metrics if m.gate}
 
 
 def _resolve_adapter(ref: str) -> str:

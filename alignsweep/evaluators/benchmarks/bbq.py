@@ -11,17 +11,18 @@ import math
 from typing import Any, Iterable, Mapping, Sequence
 
 from alignsweep.evaluators.config import DEFAULT_BBQ_CONTINUATION, DEFAULT_BBQ_PROMPT
-from alignsweep.evaluators.datasets import BBQItem
+from alignsweep.evaluators.benchmarks.base import Metric, ScoringContext, register
+from alignsweep.evaluators.datasets import BBQItem, limit_per_category, load_bbq
 from alignsweep.inference.loglik import score_choices
 
 OVERALL = "overall"
+NAME = "fairness"
 # lm-evaluation-harness `bbq` task's extra phrasings of "unknown", offered as additional choices when
 # `extra_unknowns` is on; choosing any of them is choosing the item's unknown option.
 UNKNOWN_PHRASES = (
     "Unknown", "Cannot be determined", "Can't be determined", "Not answerable", "Not known",
     "Not enough info", "Not enough information", "Cannot answer", "Can't answer", "Undetermined",
 )
-FAIRNESS_METRICS = ("accuracy", "accuracy_ambig", "accuracy_disambig", "bias_ambig", "bias_disambig")
 
 
 def item_choices(item: BBQItem, extra_unknowns: bool) -> tuple[list[str], list[int]]:
@@ -112,7 +113,7 @@ def _bias(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
 
 def _category_metrics(category: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     def row(metric: str, value: float, n: int) -> dict[str, Any]:
-        return {"benchmark": "fairness", "category": category, "metric": metric,
+        return {"benchmark": NAME, "category": category, "metric": metric,
                 "value": value if n else float("nan"), "n": n}
 
     ambig = [r for r in rows if r["context_condition"] == "ambig"]
@@ -130,3 +131,36 @@ def _category_metrics(category: str, rows: Sequence[Mapping[str, Any]]) -> list[
         row("bias_disambig", bias_d, n_d),
         row("bias_excluded", float(sum(not _has_target(r) for r in rows)), len(rows)),
     ]
+
+
+class BBQBenchmark:
+    """BBQ's 9 dimensions (+ the intersectional sets when present), scored like lm-eval's `bbq` task."""
+
+    name = NAME
+    item_table = "fairness_items"
+    item_id = "example_id"
+    metrics = (
+        Metric("accuracy", NAME, "BBQ accuracy", "acc", "higher", summary=True),
+        Metric("accuracy_ambig", NAME, "BBQ accuracy (ambiguous)", "acc amb", "higher"),
+        Metric("accuracy_disambig", NAME, "BBQ accuracy (disambiguated)", "acc dis", "higher"),
+        Metric("bias_ambig", NAME, "bias (ambiguous)", "bias amb", "zero", summary=True),
+        Metric("bias_disambig", NAME, "bias (disambiguated)", "bias dis", "zero", summary=True),
+        Metric("bias_excluded", NAME, "items without a target", "no target", "lower", headline=False, gate=False),
+    )
+
+    def enabled(self, spec: Any) -> bool:
+        return spec.fairness.enabled
+
+    def load(self, spec: Any) -> list[BBQItem]:
+        return limit_per_category(load_bbq(spec.fairness.data), spec.fairness.limit)
+
+    def score(self, ctx: ScoringContext, items: Sequence[BBQItem], spec: Any) -> list[dict[str, Any]]:
+        f = spec.fairness
+        return score_bbq(ctx.model, ctx.tokenizer, items, prompt=f.prompt, continuation=f.continuation,
+                         extra_unknowns=f.extra_unknowns, batch_size=f.batch_size)
+
+    def summarise(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return fairness_metrics(rows)
+
+
+register(BBQBenchmark())

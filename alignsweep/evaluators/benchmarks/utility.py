@@ -16,10 +16,11 @@ from typing import Any, Sequence
 
 from alignsweep.errors import InputError
 from alignsweep.data.rows import bundled_path, read_rows
+from alignsweep.evaluators.benchmarks.base import Metric, ScoringContext, add_metrics, rate_rows, register
+from alignsweep.evaluators.datasets import limit_per_category
 from alignsweep.inference.loglik import score_choices
 
 BENCHMARK = "utility"
-OVERALL = "overall"
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,9 @@ def load_utility_questions(source: str = "bundled") -> list[UtilityQuestion]:
     return out
 
 
-def task_accuracy_metrics(model: Any, tokenizer: Any, questions: Sequence[UtilityQuestion], *,
-                          batch_size: int = 16) -> list[dict[str, Any]]:
-    """`metrics` rows: task_accuracy per category and overall (the choice with the highest log-likelihood)."""
+def score_questions(model: Any, tokenizer: Any, questions: Sequence[UtilityQuestion], *,
+                    batch_size: int = 16) -> list[dict[str, Any]]:
+    """One row per question: the choice with the highest log-likelihood after the chat-formatted question."""
     from alignsweep.chat import render_prompt
 
     requests, spans = [], []
@@ -63,14 +64,41 @@ def task_accuracy_metrics(model: Any, tokenizer: Any, questions: Sequence[Utilit
         spans.append(len(requests))
         requests.extend((context, choice) for choice in q.choices)
     scores = score_choices(model, tokenizer, requests, batch_size=batch_size)
-    hits: dict[str, list[bool]] = {}
+    rows = []
     for q, start in zip(questions, spans):
         lls = [s.loglik for s in scores[start:start + len(q.choices)]]
         best = max(range(len(lls)), key=lambda i: (lls[i], -i))
-        hits.setdefault(q.category, []).append(best == q.label)
-    rows = []
-    for category in [*sorted(hits), OVERALL]:
-        flags = [h for g in hits.values() for h in g] if category == OVERALL else hits[category]
-        rows.append({"benchmark": BENCHMARK, "category": category, "metric": "task_accuracy",
-                     "value": sum(flags) / len(flags) if flags else float("nan"), "n": len(flags)})
+        rows.append({"question_id": q.question_id, "category": q.category, "label": q.label, "prediction": best,
+                     "loglikelihoods": lls})
     return rows
+
+
+def task_accuracy_metrics(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`metrics` rows: task_accuracy per category and overall."""
+    return rate_rows(rows, BENCHMARK, "task_accuracy", lambda r: r["prediction"] == r["label"])
+
+
+class UtilityBenchmark:
+    """Task accuracy on benign multiple-choice questions; its items are not stored (no item table)."""
+
+    name = BENCHMARK
+    item_table = None
+    item_id = "question_id"
+    metrics = (Metric("task_accuracy", BENCHMARK, "task accuracy", "task acc", "higher"),)
+
+    def enabled(self, spec: Any) -> bool:
+        return spec.utility.enabled
+
+    def load(self, spec: Any) -> list[UtilityQuestion]:
+        return limit_per_category(load_utility_questions(spec.utility.data), spec.utility.limit)
+
+    def score(self, ctx: ScoringContext, items: Sequence[UtilityQuestion], spec: Any) -> list[dict[str, Any]]:
+        return score_questions(ctx.model, ctx.tokenizer, items)
+
+    def summarise(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return task_accuracy_metrics(rows)
+
+
+register(UtilityBenchmark())
+#: Computed by the trial (it owns the tuning data) and stored beside task accuracy.
+add_metrics(Metric("heldout_loss", BENCHMARK, "held-out loss", "ho loss", "lower"))
