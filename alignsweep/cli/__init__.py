@@ -1,0 +1,1 @@
+"""The `alignsweep` command line: one module per subcommand under `commands/`."""
