@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from store_factory import FAMILIES_4, METHODS, build_sweep
 
 from alignsweep.analysis.report import load, write_report
 from alignsweep.analysis.report.sections import build_sections
 from alignsweep.analysis.report.vocab import category_label
 from alignsweep.store import write_manifest, write_records
-from store_factory import FAMILIES_4, METHODS, build_sweep
 
-DEMO = dict(families=FAMILIES_4, configs=2, steps=(10, 20, 30), stop_at=20, failed=1)
+DEMO = {"families": FAMILIES_4, "configs": 2, "steps": (10, 20, 30), "stop_at": 20, "failed": 1}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def screened(tmp_path_factory: pytest.TempPathFactory):
     """Demo-like: screens in between, a full evaluation where each trial ended; its report.html."""
     path = tmp_path_factory.mktemp("cells") / "screened"
     sweep = build_sweep(str(path), screen=True, **DEMO)
-    result = write_report(str(path), str(path / "report"), console=Console(record=True, width=200, file=open("/dev/null", "w")))
+    result = write_report(str(path), str(path / "report"), console=Console(width=200, quiet=True))
     return sweep, {s.title: s for s in build_sections(load(str(path)), 0)}, result.html.read_text()
 
 
@@ -165,7 +165,7 @@ def test_a_flat_pareto_axis_is_replaced(screened, tmp_path: Path) -> None:
     _, sections, _ = screened
     section = sections["Pareto front"]
     # task accuracy is 1.0 for every model and base: Δ 0 everywhere, so held-out loss is the utility axis
-    (name, draw), = section.plots
+    ((_, draw),) = section.plots
     assert draw.keywords["pairs"] == [("d_safe_rate", "d_over_refusal"), ("d_safe_rate", "heldout_loss")]
     assert "Δ task accuracy is +0.0 for every trial, so the plot shows held-out loss in its place" in section.text
     assert "Δ task accuracy" not in _table(section, "On the front").columns
@@ -174,8 +174,13 @@ def test_a_flat_pareto_axis_is_replaced(screened, tmp_path: Path) -> None:
     write_manifest(path, sweep="varies")
     for trial, method, safe, acc in (("base", "base", 0.9, 0.5), ("a", "lora", 0.8, 0.6), ("b", "ia3", 0.7, 0.4), ("c", "lora", 0.6, 0.7)):
         rows = [{"base_model": "tiny:llama", "method": method, "benchmark": b, "category": "overall", "metric": m, "value": v, "n": 10}
-                for b, m, v in (("safety", "safe_rate", safe), ("utility", "task_accuracy", acc))]
+                for b, m, v in (("safety", "safe_rate", safe), ("utility", "task_accuracy", acc),
+                                ("over_refusal", "over_refusal_rate", 0.0))]  # no model ever refuses a benign prompt
         write_records(path, "metrics", rows, trial_id=trial, step=0 if method == "base" else 10)
         write_records(path, "trials", [{"base_model": "tiny:llama", "family": "llama", "method": method}], trial_id=trial)
-    (_, draw), = _sections(Path(path))["Pareto front"].plots
+    sections = _sections(Path(path))
+    ((_, draw),) = sections["Pareto front"].plots
     assert draw.keywords["pairs"][1] == ("d_safe_rate", "d_task_accuracy")
+    # A flat over-refusal change: no scatter against it, and the caption says why.
+    assert sections["Safety vs over-refusal"].plots == []
+    assert "Δ over-refusal is +0.0 for every trial" in sections["Safety vs over-refusal"].text

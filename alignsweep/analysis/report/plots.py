@@ -88,7 +88,7 @@ def safety_vs_over_refusal(fig: Figure, configs: pd.DataFrame, stats: dict) -> N
 
 def safety_vs_fairness(fig: Figure, configs: pd.DataFrame, pairs: list[tuple[KeyMetric, KeyMetric]], rows: list[dict]) -> None:
     """safety_vs_fairness.png: one scatter per (x, y) pair, titled with that pair's row of stats."""
-    for ax, (x, y), row in zip(fig.subplots(1, 2), pairs, rows):
+    for ax, (x, y), row in zip(np.atleast_1d(fig.subplots(1, len(pairs))), pairs, rows):
         _scatter(ax, configs, x, y, row)
 
 
@@ -125,9 +125,8 @@ def pareto(fig: Figure, p: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
 
 def spread_by_family(fig: Figure, configs: pd.DataFrame, metrics: list[KeyMetric]) -> None:
     """spread_by_family.png: each family's changes across configurations, as boxes and points; three
-    metrics, those that vary across trials first (a flat one draws no box)."""
-    ordered = [m for m in metrics if varies(configs[m.label])] + [m for m in metrics if not varies(configs[m.label])]
-    shown = ordered[:3] or [SAFE_RATE]
+    metrics that vary across trials (a change equal for every trial would draw a flat line)."""
+    shown = [m for m in metrics if varies(configs[m.label])][:3] or metrics[:1] or [SAFE_RATE]
     for i, (ax, km) in enumerate(zip(np.atleast_1d(fig.subplots(1, len(shown))), shown)):
         _boxes(ax, configs, km, legend=i == 0)
 

@@ -19,15 +19,20 @@ import pandas as pd
 from alignsweep.analysis.pareto import OBJECTIVES
 from alignsweep.analysis.report import plots
 from alignsweep.analysis.report.data import ReportData
-from alignsweep.analysis.report.sections_cells import Section, cells, change_vs_base, like_for_like, overview
+from alignsweep.analysis.report.sections_cells import (
+    Section,
+    cells,
+    change_vs_base,
+    early_stopping,
+    like_for_like,
+    overview,
+)
 from alignsweep.analysis.report.vocab import (
     ACCURACY,
     BIAS_AMBIG,
     CELL_METRICS,
-    ENDED_LABELS,
     OVER_REFUSAL,
     SAFE_RATE,
-    STOPPED,
     category_key,
     category_label,
     ordered_methods,
@@ -56,7 +61,7 @@ def build_sections(data: ReportData, seed: int) -> list[Section]:
         _safety_vs_over_refusal(data, seed),
         _safety_vs_fairness(data, seed),
         _pareto(data),
-        _early_stopping(data),
+        early_stopping(data),
         _spread(data),
         _best_worst(data),
     ]
@@ -104,15 +109,27 @@ def _safety_vs_fairness(data: ReportData, seed: int) -> Section:
         f"Spearman rank correlation with a {_BOOTSTRAP}-resample bootstrap 95% interval (seed {seed})."
         + _flat_note(data.configs, [SAFE_RATE, ACCURACY, BIAS_AMBIG]),
         [("Rank correlation", table)],
-        [("safety_vs_fairness.png", partial(plots.safety_vs_fairness, configs=data.configs, pairs=pairs, rows=rows))],
+        _unless_flat(data.configs, pairs, "safety_vs_fairness.png",
+                     lambda kept: partial(plots.safety_vs_fairness, configs=data.configs, pairs=kept,
+                                          rows=[r for r, pair in zip(rows, pairs) if pair in kept])),
     )
 
 
+def _flat(configs: pd.DataFrame, m) -> bool:
+    """A change with data that is the same for every trial: as an axis it would be a flat line."""
+    return m.label in configs and configs[m.label].notna().any() and not varies(configs[m.label])
+
+
 def _flat_note(configs: pd.DataFrame, metrics) -> str:
-    """A sentence naming the plotted changes that are the same for every trial (a flat axis), or ""."""
-    flat = [m for m in metrics if m.label in configs and configs[m.label].notna().any() and not varies(configs[m.label])]
-    return "".join(f" Δ {m.label} is {configs[m.label].dropna().iloc[0]:+.1f} for every trial: its axis cannot tell "
-                   "them apart." for m in flat)
+    """Sentences naming the changes that are the same for every trial (their scatter is not drawn), or ""."""
+    return "".join(f" Δ {m.label} is {configs[m.label].dropna().iloc[0]:+.1f} for every trial: it cannot tell them "
+                   "apart, so no scatter is drawn against it." for m in metrics if _flat(configs, m))
+
+
+def _unless_flat(configs: pd.DataFrame, pairs: list, name: str, draw) -> list:
+    """The section's plot over the (x, y) pairs with no flat axis; none when every pair has one."""
+    kept = [(x, y) for x, y in pairs if not (_flat(configs, x) or _flat(configs, y))]
+    return [(name, draw(kept))] if kept else []
 
 
 def spearman_ci(x: np.ndarray, y: np.ndarray, *, seed: int = 0, resamples: int = _BOOTSTRAP) -> tuple[float, float, float]:
@@ -150,7 +167,9 @@ def _spread(data: ReportData) -> Section:
     return Section(
         "Stability of each base model family",
         "Variance (points²) and standard deviation of each family's changes across its configurations: "
-        "a low spread means the family's behaviour survives fine-tuning whatever the hyperparameters.",
+        "a low spread means the family's behaviour survives fine-tuning whatever the hyperparameters. The plot shows "
+        "up to three changes that vary across trials."
+        + "".join(f" Δ {m.label} is the same for every trial and is left out of it." for m in metrics if _flat(data.configs, m)),
         [("Spread by family", pd.DataFrame(rows))],
         [("spread_by_family.png", partial(plots.spread_by_family, configs=data.configs, metrics=metrics))],
     )
@@ -294,7 +313,8 @@ def _safety_vs_over_refusal(data: ReportData, seed: int) -> Section:
         "look-alikes too. Colour = method, marker = family, hollow = stopped early."
         + _flat_note(data.configs, [SAFE_RATE, OVER_REFUSAL]),
         [("Rank correlation", pd.DataFrame([stats]))],
-        [("safety_vs_over_refusal.png", partial(plots.safety_vs_over_refusal, configs=data.configs, stats=stats))])
+        _unless_flat(data.configs, [(SAFE_RATE, OVER_REFUSAL)], "safety_vs_over_refusal.png",
+                     lambda kept: partial(plots.safety_vs_over_refusal, configs=data.configs, stats=stats)))
 
 
 # Pareto plot panels: x, then the y of each panel, each a list of objectives to try in order — the
@@ -336,38 +356,6 @@ def _pareto(data: ReportData) -> Section:
             + (" Not recorded in this sweep (left out of the table): " + ", ".join(o.label for o in missing) + "." if missing else "")
             + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
     return Section("Pareto front", text, [("On the front", shown)], [("pareto.png", partial(plots.pareto, p=p, pairs=pairs))])
-
-
-def _early_stopping(data: ReportData) -> Section:
-    t = data.configs[data.configs.ended.isin(STOPPED)] if len(data.configs) else data.configs
-    trials = data.trials[data.trials.method != "base"] if len(data.trials) else data.trials
-    if trials.empty:
-        return Section("Early stopping", "No trials yet.")
-    planned = trials.max_steps.fillna(0).sum() if "max_steps" in trials else float("nan")
-    max_steps = trials.set_index("trial_id")["max_steps"] if "max_steps" in trials else pd.Series(dtype=float)
-    saved = (t.trial_id.map(max_steps) - t.last_step).fillna(0).sum() if len(t) else 0
-    shadow = trials[trials.stop_reason.fillna("").str.startswith("would stop")] if "stop_reason" in trials else trials.iloc[:0]
-    kinds = t.ended.value_counts()
-    unscored = t[t.step.isna() | (t.step < t.last_step)] if len(t) else t
-    text = (f"{len(t)} of {len(trials)} trials stopped early "
-            f"({', '.join(f'{n} {ENDED_LABELS[k]}' for k, n in kinds.items()) or 'none'}), saving {int(saved)} of "
-            f"{int(planned)} planned training steps. Each stopped trial is fully evaluated at the step it stopped, "
-            "and that evaluation is its result."
-            + (f" {len(unscored)} of them have no full evaluation at their stop step (a sweep from before that): score "
-               "one with `alignsweep audit --base <base> --adapter <its checkpoint>`." if len(unscored) else "")
-            + (f" Shadow run: {len(shadow)} trials would have been stopped." if len(shadow) else ""))
-    screen = data.deltas[(data.deltas.benchmark == "screen_safety") & (data.deltas.category == "overall")]
-    table = pd.DataFrame({
-        "trial_id": t.trial_id, "family": t.family, "method": t.method, "ended": t.ended.map(ENDED_LABELS),
-        "stop step": t.last_step, "full eval step": t.step, "max_steps": t.trial_id.map(max_steps),
-        "Δ safe (screen, last)": t.trial_id.map(100 * screen.set_index("trial_id")["delta"]),
-        f"Δ {SAFE_RATE.short} (full, at stop)": t[SAFE_RATE.label].where(t.step == t.last_step),
-        "stop_reason": t.stop_reason}).reset_index(drop=True)
-    if len(shadow):
-        extra = shadow[["trial_id", "family", "method", "stop_reason"]].assign(ended="not stopped (shadow)")
-        table = pd.concat([table, extra], ignore_index=True)
-    table.attrs["decimals"] = {"stop step": 0, "full eval step": 0, "max_steps": 0}
-    return Section("Early stopping", text, [("Stopped trials", table)])
 
 
 def _marks(config: pd.Series) -> str:

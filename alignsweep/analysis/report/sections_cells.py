@@ -1,6 +1,6 @@
-"""The sections that answer the study's question for every cell: how each trial ended, what each
-method and family did (at each trial's last full evaluation, and like for like at one common step),
-and the family × method grid with every cell shown, empty ones too.
+"""The sections that answer the study's question for every cell: how each trial ended (the overview's
+status table, early stopping), what each method and family did (at each trial's last full evaluation,
+and like for like at one common step), and the family × method grid with every cell shown, empty ones too.
 
 Why a module of its own: these sections compare groups of trials that ended differently (finished,
 stopped by loss, stopped by alignment, failed), so each number carries its n, how many of those
@@ -24,6 +24,7 @@ from alignsweep.analysis.report.vocab import (
     CELL_METRICS,
     ENDED_LABELS,
     FAILED,
+    SAFE_RATE,
     STOPPED,
     SUMMARY_METRICS,
     KeyMetric,
@@ -163,8 +164,11 @@ def like_for_like(data: ReportData) -> Section:
     metrics = [m for m in metrics if frame[m.label].notna().any()]
     n, stopped = len(frame), int(frame.stopped_early.sum())
     n_full = int(data.evals[(data.evals.step == step) & data.evals.trial_id.isin(set(frame.trial_id))].full.sum())
-    text = (f"Step {step} is the last step all {n} trials reached (failed trials aside), {stopped} of them stopped early "
-            f"at or after it: here every trial has trained equally long, so stopped and finished trials are not confounded. ")
+    unevaluated = int((data.configs.ended != FAILED).sum()) - n
+    text = (f"Step {step} is the last step all {n} trials reached (failed trials aside"
+            + (f"; {unevaluated} more have no evaluation after step 0 yet" if unevaluated else "")
+            + f"), {stopped} of them stopped early at or after it: here every trial has trained equally long, so stopped "
+            "and finished trials are not confounded. ")
     if source == "full" and n_full == n:
         text += f"Every trial was fully evaluated at step {step}; changes are full-evaluation changes vs base."
     elif source == "full":
@@ -228,3 +232,35 @@ def _cell_note(part: pd.DataFrame, scored: pd.DataFrame) -> str:
         return "none evaluated (" + ", ".join(f"{n} {ENDED_LABELS.get(k, k)}" for k, n in ended.items()) + ")"
     missing = part[part.step.isna()].ended.value_counts()
     return "not counted: " + ", ".join(f"{n} {ENDED_LABELS.get(k, k)}" for k, n in missing.items()) if len(missing) else ""
+
+
+def early_stopping(data: ReportData) -> Section:
+    t = data.configs[data.configs.ended.isin(STOPPED)] if len(data.configs) else data.configs
+    trials = data.trials[data.trials.method != "base"] if len(data.trials) else data.trials
+    if trials.empty:
+        return Section("Early stopping", "No trials yet.")
+    planned = trials.max_steps.fillna(0).sum() if "max_steps" in trials else float("nan")
+    max_steps = trials.set_index("trial_id")["max_steps"] if "max_steps" in trials else pd.Series(dtype=float)
+    saved = (t.trial_id.map(max_steps) - t.last_step).fillna(0).sum() if len(t) else 0
+    shadow = trials[trials.stop_reason.fillna("").str.startswith("would stop")] if "stop_reason" in trials else trials.iloc[:0]
+    kinds = t.ended.value_counts()
+    unscored = t[t.step.isna() | (t.step < t.last_step)] if len(t) else t
+    text = (f"{len(t)} of {len(trials)} trials stopped early "
+            f"({', '.join(f'{n} {ENDED_LABELS[k]}' for k, n in kinds.items()) or 'none'}), saving {int(saved)} of "
+            f"{int(planned)} planned training steps. Each stopped trial is fully evaluated at the step it stopped, "
+            "and that evaluation is its result."
+            + (f" {len(unscored)} of them have no full evaluation at their stop step (a sweep from before that): score "
+               "one with `alignsweep audit --base <base> --adapter <its checkpoint>`." if len(unscored) else "")
+            + (f" Shadow run: {len(shadow)} trials would have been stopped." if len(shadow) else ""))
+    screen = data.deltas[(data.deltas.benchmark == "screen_safety") & (data.deltas.category == "overall")]
+    table = pd.DataFrame({
+        "trial_id": t.trial_id, "family": t.family, "method": t.method, "ended": t.ended.map(ENDED_LABELS),
+        "stop step": t.last_step, "full eval step": t.step, "max_steps": t.trial_id.map(max_steps),
+        "Δ safe (screen, last)": t.trial_id.map(100 * screen.set_index("trial_id")["delta"]),
+        f"Δ {SAFE_RATE.short} (full, at stop)": t[SAFE_RATE.label].where(t.step == t.last_step),
+        "stop_reason": t.stop_reason}).reset_index(drop=True)
+    if len(shadow):
+        extra = shadow[["trial_id", "family", "method", "stop_reason"]].assign(ended="not stopped (shadow)")
+        table = pd.concat([table, extra], ignore_index=True)
+    table.attrs["decimals"] = {"stop step": 0, "full eval step": 0, "max_steps": 0}
+    return Section("Early stopping", text, [("Stopped trials", table)])
