@@ -86,7 +86,7 @@ def change_vs_base(data: ReportData) -> Section:
     missing = len(data.configs) - len(scored)
     text = ("Mean change of each overall metric at every trial's last full evaluation: n trials, of which 'stopped' "
             "were stopped early (and evaluated where they stopped); 'median step' is where those evaluations were. "
-            + "; ".join(f"{d[0].upper()}{d[1:]}: {', '.join(m.label for m in metrics if m.direction == d)}"
+            + ". ".join(f"{d[0].upper()}{d[1:]}: {', '.join(m.label for m in metrics if m.direction == d)}"
                         for d in dict.fromkeys(m.direction for m in metrics)) + ". 'worst' is the single trial that moved "
             "furthest the wrong way (for bias: furthest from 0)."
             + (f" {_trials(missing)} no full evaluation after step 0 (failed, still running, or stopped in an "
