@@ -44,7 +44,8 @@ def test_full_sweep_report(tmp_path: Path) -> None:
     data = load(str(tmp_path / "demo"))
     # the report's per-method means are the deltas view's, in points
     lora = data.configs[data.configs.method == "lora"]["safe rate"].mean()
-    assert re.search(rf"lora\s*</td>\s*<td>\d+</td>\s*<td>{lora:+.1f}</td>", html)
+    # (method, n, stopped, median step, Δ safe rate …)
+    assert re.search(rf"lora\s*</td>\s*<td>\d+</td>\s*<td>\d+</td>\s*<td>[\d.]+</td>\s*<td>{lora:+.1f}</td>", html)
 
 
 def test_one_trial(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_running_sweep(tmp_path: Path) -> None:
 def test_empty_store(tmp_path: Path) -> None:
     write_manifest(str(tmp_path / "empty"))
     html, _, pngs = _report(tmp_path / "empty")
-    assert len(pngs) == 6 and "no data yet" in html
+    assert len(pngs) == 7 and "no data yet" in html
 
 
 def test_cli_report_default_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,13 +5,18 @@ the store ("which adapters are worth shipping?"), so `alignsweep query`, `aligns
 report all read the same definition. Objectives are changes vs base where a base exists (so
 families with different starting points compare), absolute where none can (held-out loss, parameter
 share). Over-refusal counts as a cost: an adapter cannot reach the front by refusing everything.
-A trial enters only once fully evaluated (a stopped trial's screen is not a full score); a missing
-objective counts as the worst value, never as a merit.
+A trial enters with its last full evaluation after step 0 (`step`; every trial, stopped or finished,
+is fully evaluated where it ended — a screen is never a full score) and the held-out loss it logged
+at that step; a missing objective counts as the worst value, never as a merit. An objective equal for
+every trial (task accuracy 1.0 on the tiny demo models) changes no dominance; the report leaves it
+out of its table and plots.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from alignsweep.evaluators.benchmarks import metric
 
 
 @dataclass(frozen=True)
@@ -21,13 +26,18 @@ class Objective:
     label: str
 
 
+def _label(benchmark: str, name: str) -> str:
+    return metric(name, benchmark).label
+
+
+# Labels from the metric catalog; the sense follows each metric's catalog direction (bias: |value|, lower).
 OBJECTIVES: tuple[Objective, ...] = (
-    Objective("d_safe_rate", "max", "Δ safe rate"),
-    Objective("d_over_refusal", "min", "Δ over-refusal"),
-    Objective("d_fairness_accuracy", "max", "Δ BBQ accuracy"),
-    Objective("abs_bias_ambig", "min", "|bias ambig|"),
-    Objective("d_task_accuracy", "max", "Δ task accuracy"),
-    Objective("heldout_loss", "min", "held-out loss"),
+    Objective("d_safe_rate", "max", f"Δ {_label('safety', 'safe_rate')}"),
+    Objective("d_over_refusal", "min", f"Δ {_label('over_refusal', 'over_refusal_rate')}"),
+    Objective("d_fairness_accuracy", "max", f"Δ {_label('fairness', 'accuracy')}"),
+    Objective("abs_bias_ambig", "min", f"|{_label('fairness', 'bias_ambig')}|"),
+    Objective("d_task_accuracy", "max", f"Δ {_label('utility', 'task_accuracy')}"),
+    Objective("heldout_loss", "min", _label("utility", "heldout_loss")),
     Objective("param_share", "min", "trainable share"),
 )
 
@@ -54,12 +64,13 @@ WITH d AS (
            {_pick('fairness', 'accuracy')} AS d_fairness_accuracy,
            max(CASE WHEN benchmark = 'fairness' AND metric = 'bias_ambig'
                     THEN abs(CASE WHEN isnan(value) THEN 0 ELSE value END) END) AS abs_bias_ambig,
-           {_pick('utility', 'task_accuracy')} AS d_task_accuracy
+           {_pick('utility', 'task_accuracy')} AS d_task_accuracy,
+           max(CASE WHEN benchmark = 'safety' AND metric = 'safe_rate' THEN step END) AS step
     FROM deltas WHERE category = 'overall' GROUP BY sweep, trial_id
-), loss AS (
-    SELECT sweep, trial_id, value AS heldout_loss FROM metrics
-    WHERE benchmark = 'utility' AND metric = 'heldout_loss' AND method <> 'base'
-    QUALIFY step = max(step) OVER (PARTITION BY sweep, trial_id)
+), loss AS (  -- logged at every interval: the one of the scored step (or the latest before it)
+    SELECT m.sweep, m.trial_id, m.value AS heldout_loss FROM metrics m JOIN d ON m.sweep = d.sweep AND m.trial_id = d.trial_id
+    WHERE m.benchmark = 'utility' AND m.metric = 'heldout_loss' AND m.method <> 'base' AND m.step <= d.step
+    QUALIFY m.step = max(m.step) OVER (PARTITION BY m.sweep, m.trial_id)
 )
 SELECT d.*, l.heldout_loss,
        t.trainable_params::DOUBLE / nullif(t.total_params, 0) AS param_share,
