@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from alignsweep.errors import InputError
+from alignsweep.store import table_schema
 from alignsweep.evaluators.benchmarks.lm_eval_score import (
-    TASK_ITEMS_SCHEMA,
     predictions,
     score_task,
     task_metrics,
@@ -275,7 +275,7 @@ def test_scoring_matches_plain_torch_on_tiny_llama(tmp_path: Path, tiny_paths) -
                 "demo_mc", doc.doc_id, doc.target, False)
         reference = score_task(model, tokenizer, task, method="reference")
         assert [r["prediction"] for r in reference] == [r["prediction"] for r in items]
-    table = pa.Table.from_pylist([{"trial_id": "t0", "step": 0, **r} for r in items], schema=TASK_ITEMS_SCHEMA)
+    table = pa.Table.from_pylist([{"trial_id": "t0", "step": 0, **r} for r in items], schema=table_schema("task_items"))
     assert table.num_rows == len(docs)
 
 
@@ -297,3 +297,45 @@ def test_module_docstring_lists_the_supported_keys() -> None:
     doc = textwrap.dedent(lm_eval_task.__doc__ or "")
     for key in (*lm_eval_task.USED_KEYS, *lm_eval_task.IGNORED_KEYS, *lm_eval_task.DEFAULT_ONLY, "include"):
         assert f"`{key}" in doc, key
+
+
+# ---------------------------------------------------------------- wired into the product
+
+
+def test_audit_scores_a_task_file_into_the_store(tmp_path: Path, tiny_paths, monkeypatch) -> None:
+    """`alignsweep audit --tasks` runs a task file as is: per-document rows land in `task_items`, the
+    task's acc per category in `metrics`, both recomputable by hand from the stored log-likelihoods."""
+    import pyarrow.dataset as ds
+
+    from alignsweep.cli.main import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    task_file = write(work, BASE)
+    monkeypatch.chdir(work)  # lm-eval resolves `data.jsonl` against the working directory
+    code = main(["audit", "--base", str(tiny_paths["llama"]), "--tasks", "task.yaml", "--limit", "1",
+                 "--results", str(tmp_path / "r")])
+    assert code == 0 and task_file.is_file()
+    store = tmp_path / "r" / "store"
+    items = ds.dataset(store / "task_items", format="parquet").to_table().to_pylist()
+    assert sorted(r["doc_id"] for r in items) == [0, 1, 2]
+    for r in items:  # the prediction is the argmax of the stored log-likelihoods (first on ties)
+        lls = r["loglikelihoods"]
+        assert r["prediction"] == lls.index(max(lls)) and len(lls) == len(DOCS[r["doc_id"]]["choices"])
+    metrics = ds.dataset(store / "metrics", format="parquet").to_table().to_pylist()
+    acc = {r["category"]: (r["value"], r["n"]) for r in metrics if r["benchmark"] == "demo_mc" and r["metric"] == "acc"}
+    hits = [r["prediction"] == r["target"] for r in sorted(items, key=lambda r: r["doc_id"])]
+    assert acc["overall"] == (sum(hits) / 3, 3)
+    assert acc["nature"] == (float(hits[0]), 1) and acc["demo_mc"] == (float(hits[2]), 1)
+
+
+def test_a_bad_task_file_fails_the_spec_before_anything_runs(tmp_path: Path, capsys) -> None:
+    from alignsweep.cli.main import main
+
+    bad = write(tmp_path, {**BASE, "output_type": "generate_until"})
+    code = main(["audit", "--base", "tiny:llama", "--tasks", str(bad), "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "output_type" in err[0] and str(bad) in err[0]
+    assert not (tmp_path / "r").exists()
+    code = main(["audit", "--base", "tiny:llama", "--tasks", str(tmp_path / "missing.yaml"), "--results", str(tmp_path / "r")])
+    assert code == 2 and "missing.yaml" in capsys.readouterr().err

@@ -132,8 +132,34 @@ class EvaluatorPoolSpec(Strict):
 
 
 class EvaluationSpec(Strict):
+    """`tasks`: lm-evaluation-harness task YAMLs (multiple choice, local JSON data), run unchanged.
+    lm-eval resolves a task's relative data paths against the working directory; `tasks_cwd` records
+    the one the spec was validated in, so an evaluator actor (whose working directory is Ray's)
+    resolves them the same way."""
+
+    tasks: list[str] = Field(default_factory=list)
+    tasks_cwd: str | None = None
     safety: SafetySpec = Field(default_factory=SafetySpec)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     over_refusal: OverRefusalSpec = Field(default_factory=OverRefusalSpec)
     utility: UtilitySpec = Field(default_factory=UtilitySpec)
     evaluators: EvaluatorPoolSpec = Field(default_factory=EvaluatorPoolSpec)
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_files(cls, value: list[str]) -> list[str]:
+        out = []
+        for path in value:
+            resolved = Path(path).expanduser()
+            if not resolved.is_file():
+                raise ValueError(f"task file {path!r}: no such file")
+            out.append(str(resolved.resolve()))
+        return out
+
+    @model_validator(mode="after")
+    def _remember_cwd(self) -> "EvaluationSpec":
+        if self.tasks and self.tasks_cwd is None:
+            import os
+
+            object.__setattr__(self, "tasks_cwd", os.getcwd())
+        return self

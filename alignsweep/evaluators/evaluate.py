@@ -74,6 +74,13 @@ def adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> st
     return h.hexdigest()
 
 
+def active_benchmarks(spec: EvaluationSpec) -> list[Benchmark]:
+    """The registered benchmarks the spec enables, then one per task file (`evaluation.tasks`)."""
+    from alignsweep.evaluators.benchmarks.lm_eval_score import TaskBenchmark
+
+    return [b for b in registered() if b.enabled(spec)] + [TaskBenchmark(p, spec.tasks_cwd) for p in spec.tasks]
+
+
 class Evaluator:
     """A base model loaded once, plus every enabled benchmark's items; `evaluate` scores the base with or
     without an adapter."""
@@ -91,7 +98,7 @@ class Evaluator:
         self.judges = {"safety": (judge, judge_name),
                        "over_refusal": (over_refusal_judge or judge,
                                         over_refusal_judge_name if over_refusal_judge else judge_name)}
-        self.benchmarks: list[Benchmark] = [b for b in registered() if b.enabled(spec)]
+        self.benchmarks: list[Benchmark] = active_benchmarks(spec)
         self.items: dict[str, list[Any]] = {b.name: b.load(spec) for b in self.benchmarks}
         self._screen_reference: dict[float, dict[str, float]] = {}
         # Byte-identical adapters score identically: trials that differ only in learning rate share

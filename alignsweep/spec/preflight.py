@@ -221,6 +221,7 @@ def check_training_data(dataset: str, split: str, limit: int | None) -> None:
 
 def check_evaluation_data(eval_spec: Any) -> None:
     """The evaluation sets and judge models the evaluators will load."""
+    from alignsweep.evaluators.benchmarks.lm_eval_score import TaskBenchmark
     from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts, load_overrefusal_prompts
 
     if eval_spec.safety.enabled:
@@ -232,6 +233,8 @@ def check_evaluation_data(eval_spec: Any) -> None:
         load_bbq(eval_spec.fairness.data)
     if eval_spec.over_refusal.enabled:
         load_overrefusal_prompts(eval_spec.over_refusal.data)
+    for task in eval_spec.tasks:  # loaded as evaluators load them; their metrics join the catalog (gate names)
+        TaskBenchmark(task, eval_spec.tasks_cwd)
 
 
 def check_sweep_inputs(spec: Any, sweep_dir: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 TRIALS, METRICS, SAFETY_ITEMS, FAIRNESS_ITEMS = "trials", "metrics", "safety_items", "fairness_items"
+TASK_ITEMS = "task_items"
 
 # Hyperparameters the sweep engine knows: typed columns in `trials`, always present (null when a
 # method does not use them), so every file of every sweep shares them. Other hyperparameters are
@@ -101,13 +102,30 @@ _FAIRNESS_ITEMS = pa.schema(
     ]
 )
 
+# Multiple-choice tasks from lm-eval task files: one row per (trial, step, task, document).
+_TASK_ITEMS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),  # the YAML's `task`: the metrics row's benchmark
+        pa.field("doc_id", pa.int64(), nullable=False),  # 0-based row of the scored split, as lm-eval's
+        pa.field("category", pa.string(), nullable=False),  # the doc's `category` field, else the task name
+        pa.field("target", pa.int64(), nullable=False),
+        pa.field("prediction", pa.int64(), nullable=False),  # argmax loglik (acc)
+        pa.field("prediction_norm", pa.int64(), nullable=False),  # argmax loglik / len(choice) (acc_norm)
+        pa.field("loglikelihoods", pa.list_(pa.float64())),  # one per choice, lm-eval exact
+        pa.field("truncated", pa.bool_()),  # some choice's input was cut to the model's max length
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     TRIALS: _TRIALS,
     METRICS: _METRICS,
     SAFETY_ITEMS: _SAFETY_ITEMS,
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
+    TASK_ITEMS: _TASK_ITEMS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file
@@ -117,6 +135,7 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     METRICS: ("benchmark", "category", "metric"),
     SAFETY_ITEMS: ("benchmark", "prompt_id"),
     FAIRNESS_ITEMS: ("example_id",),
+    TASK_ITEMS: ("task", "doc_id"),
 }
 
 

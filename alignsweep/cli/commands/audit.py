@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--over-refusal-data", default="bundled", help="look-alikes: bundled, XSTest CSV, or JSONL")
     p.add_argument("--judge", default="refusal", help="safety judge (refusal, llama_guard, hf_classifier)")
     p.add_argument("--judge-model", help="checkpoint for llama_guard / hf_classifier")
+    p.add_argument("--tasks", nargs="+", default=[], metavar="TASK_YAML",
+                   help="lm-evaluation-harness multiple-choice task files to score too (run unchanged)")
     p.add_argument("--limit", type=int, help="at most N items per category (safety, over-refusal, fairness)")
     p.add_argument("--results", required=True, help="directory to write the records under")
     p.add_argument("--fail-on", help='gate: comma-separated metric.category<threshold or >threshold on the change vs '
@@ -44,6 +46,7 @@ def _spec(args: argparse.Namespace):
         "safety": {"data": args.safety_data, "limit": args.limit, "judges": [judge]},
         "fairness": {"data": args.fairness_data, "limit": args.limit},
         "over_refusal": {"data": args.over_refusal_data, "limit": args.limit},
+        "tasks": list(args.tasks),
     }
     try:
         return EvaluationSpec.model_validate(raw)
@@ -57,12 +60,12 @@ def _handle(args: argparse.Namespace) -> int:
 
     from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
 
-    rules = parse_rules(args.fail_on) if args.fail_on is not None else []
-    if rules and not args.adapter:
+    if args.fail_on is not None and not args.adapter:
         raise InputError("--fail-on needs --adapter: the gate checks an adapter's change vs its base")
     spec = _spec(args)
     adapter_ref = _resolve_adapter(args.adapter) if args.adapter else None
-    _preflight(args, spec, adapter_ref)
+    _preflight(args, spec, adapter_ref)  # loads the task files, whose metrics the rules may name
+    rules = parse_rules(args.fail_on) if args.fail_on is not None else []
     judge, judge_name, over, over_name = local_judges(spec)
     evaluator = Evaluator(spec, args.base, judge=judge, judge_name=judge_name,
                           over_refusal_judge=over, over_refusal_judge_name=over_name)

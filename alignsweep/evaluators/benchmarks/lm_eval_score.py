@@ -9,37 +9,22 @@ characters (its `len(str)`), without the delimiter (its byte-length variant is `
 supported here). Ties go to the first choice, as `numpy.argmax` does.
 
 `task_metrics` is a pure function of the per-item rows, so the `metrics` rows recompute from the
-stored `task_items` alone. `TASK_ITEMS_SCHEMA` is the proposed Arrow schema of that table.
+stored `task_items` alone. `TaskBenchmark` makes a task file a plug-in benchmark (`evaluation.tasks`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-import pyarrow as pa
 
-from alignsweep.evaluators.benchmarks.lm_eval_task import LmEvalTask
+from alignsweep.evaluators.benchmarks.base import Metric, ScoringContext, add_metrics
+from alignsweep.evaluators.benchmarks.lm_eval_task import LmEvalTask, TaskDoc, load_task
 from alignsweep.inference.loglik import score_choices
 
 OVERALL = "overall"
-TASK_ITEMS = "task_items"
-#: Proposed store table: one row per (trial, step, task, document); `trial_id`/`step` added by the writer.
-TASK_ITEMS_SCHEMA = pa.schema(
-    [
-        pa.field("trial_id", pa.string(), nullable=False),
-        pa.field("step", pa.int64(), nullable=False),
-        pa.field("task", pa.string(), nullable=False),  # the YAML's `task`: the metrics row's benchmark
-        pa.field("doc_id", pa.int64(), nullable=False),  # 0-based row of the scored split, as lm-eval's
-        pa.field("category", pa.string(), nullable=False),  # the doc's `category` field, else the task name
-        pa.field("target", pa.int64(), nullable=False),
-        pa.field("prediction", pa.int64(), nullable=False),  # argmax loglik (acc)
-        pa.field("prediction_norm", pa.int64(), nullable=False),  # argmax loglik / len(choice) (acc_norm)
-        pa.field("loglikelihoods", pa.list_(pa.float64())),  # one per choice, lm-eval exact
-        pa.field("truncated", pa.bool_()),  # some choice's input was cut to the model's max length
-    ]
-)
-TASK_ITEMS_ROW_KEYS = ("task", "doc_id")
+TASK_ITEMS = "task_items"  # the store table (`store.schemas`) its per-item rows go to
 
 
 def task_requests(task: LmEvalTask) -> list[tuple[str, str]]:
@@ -106,3 +91,33 @@ def evaluate_task(model: Any, tokenizer: Any, task: LmEvalTask, **kwargs: Any) -
     """(`task_items` rows, `metrics` rows) for one model and task; kwargs go to `score_task`."""
     items = score_task(model, tokenizer, task, **kwargs)
     return items, task_metrics(items, benchmark=task.name, metrics=task.metrics)
+
+
+class TaskBenchmark:
+    """One lm-eval task file as a benchmark: its docs are the items, `task_items` the item table, and
+    its `acc` / `acc_norm` the metrics (benchmark = the task's name). Not in the global registry: a
+    spec lists its task files (`evaluation.tasks`), and each evaluator process builds these from it."""
+
+    item_table = TASK_ITEMS
+    item_id = "doc_id"
+
+    def __init__(self, path: str, cwd: str | None = None) -> None:
+        self.task = load_task(path, cwd=cwd)
+        self.name = self.task.name
+        labels = {"acc": "accuracy", "acc_norm": "accuracy (length-normalised)"}
+        self.metrics = tuple(Metric(m, self.name, f"{self.name} {labels[m]}", f"{self.name} {m}", "higher")
+                             for m in self.task.metrics)
+        add_metrics(*self.metrics)
+
+    def enabled(self, spec: Any) -> bool:
+        return True
+
+    def load(self, spec: Any) -> list[TaskDoc]:
+        return list(self.task.docs)
+
+    def score(self, ctx: ScoringContext, items: Any, spec: Any) -> list[dict[str, Any]]:
+        subset = self.task if len(items) == len(self.task.docs) else replace(self.task, docs=tuple(items))
+        return score_task(ctx.model, ctx.tokenizer, subset)
+
+    def summarise(self, rows: Any) -> list[dict[str, Any]]:
+        return task_metrics(rows, benchmark=self.name, metrics=self.task.metrics)
