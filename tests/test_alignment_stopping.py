@@ -112,7 +112,9 @@ def test_spec_validates_the_rule_fields() -> None:
 
 
 def _trial(variant: str) -> Any:
-    return SimpleNamespace(trial_id=variant, config={"plan": {"variant_id": variant}})
+    # one base model and method (one group of the loss scheduler), each trial its own configuration
+    plan = {"variant_id": variant, "base_model": "tiny:llama", "method": "lora", "hyperparameters": {"v": variant}}
+    return SimpleNamespace(trial_id=variant, config={"plan": plan})
 
 
 def test_stopper_stops_on_alignment_and_defers_to_asha_otherwise() -> None:
