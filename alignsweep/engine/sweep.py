@@ -132,7 +132,7 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
             if final:  # stopped trials the callback could not score (a failure, a resume): now, before "finished"
                 from alignsweep.engine.final_eval import ensure_final_evaluations
 
-                ensure_final_evaluations(sweep_dir, _screen(spec), grid)
+                ensure_final_evaluations(sweep_dir, grid)
             if len(grid) < len(plans):  # stopped before every trial started: unfinished, not done
                 raise KeyboardInterrupt(sweep_dir)
     update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
@@ -204,7 +204,7 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
                  TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None)),
                  SchedulerStateCallback(scheduler)]
     if final:  # a stopped trial's last checkpoint gets the full evaluation its last screen was not
-        callbacks.append(FinalEvaluationCallback(sweep_dir, _screen(spec)))
+        callbacks.append(FinalEvaluationCallback(sweep_dir))
     if console is not None:
         callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
     if resumable:

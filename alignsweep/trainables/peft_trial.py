@@ -5,7 +5,7 @@ and per eval interval save the adapter as a Tune checkpoint, score it, and repor
 metrics so schedulers can act on them. With a screen fraction in the context (the alignment-aware
 stopper), intermediate intervals score only the fixed stratified screen — cheap enough to look every
 interval — and the last step gets the full evaluation (a trial a scheduler stops gets it from the
-driver, `engine.final_eval`, which rebuilds its utility rows with `utility_rows_of`). A restored trial (retry after a crash,
+driver: `engine.final_eval`). A restored trial (retry after a crash,
 `alignsweep resume`) continues from its last checkpoint and does not redo its control.
 """
 
@@ -59,17 +59,6 @@ def _utility_rows(trainer: PeftTrainer) -> list[dict[str, Any]]:
              "n": len(trainer.heldout)}]
 
 
-#: The `metrics` rows a trial stores beside its evaluator's, by the result keys that carry them.
-_UTILITY_METRICS = ("heldout_loss",)
-
-
-def utility_rows_of(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The utility rows a trial stored with the evaluation at its reported step, from that result:
-    what a later evaluation of the same (trial, step), which replaces that step's file, stores again."""
-    return [{"benchmark": "utility", "category": "overall", "metric": m, "value": result[m], "n": result.get(f"{m}_n")}
-            for m in _UTILITY_METRICS if result.get(m) is not None]
-
-
 def _score_control(trainer: PeftTrainer, plan: TrialPlan, context: dict[str, Any], scorer: Scorer) -> None:
     """Full evaluation of the adapter as initialised (step 0): what the method's mere presence does."""
     with tempfile.TemporaryDirectory(prefix="alignsweep-control-") as tmp:
@@ -119,7 +108,6 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "node_id": _node_id(),
                 "full_evaluation": full,
                 **{row["metric"]: row["value"] for row in utility},
-                **{f"{row['metric']}_n": row["n"] for row in utility},
             }
             if scorer is not None:
                 metrics.update(scorer(plan, tmp, trainer.state.step, context, full, utility))
