@@ -152,6 +152,21 @@ def test_save_restore_round_trips_every_group(tmp_path: Path, name: str) -> None
     assert set(groups) == {("tiny:llama", "lora"), ("tiny:qwen2", "prompt_tuning")}
 
 
+def test_scheduler_state_travels_in_tunes_callback_checkpoint() -> None:
+    """What `alignsweep resume` relies on: Tune saves callbacks' `get_state()` with the experiment and
+    hands it to `set_state()` on restore (it never calls the scheduler's own save/restore)."""
+    from alignsweep.engine.scheduler_state import SchedulerStateCallback
+
+    original = _scheduler("alignment", then="asha")
+    _feed(original, _interleaved())
+    state = SchedulerStateCallback(original).get_state()
+    resumed = _scheduler("alignment", then="asha")
+    SchedulerStateCallback(resumed).set_state(state)
+    late = [(_trial("a9", lr=0.5), 1, 5.0)]
+    assert _feed(resumed, late) == {"a9": [STOP]} and resumed.stop_reasons["b1"] == original.stop_reasons["b1"]
+    assert SchedulerStateCallback(_scheduler("none")).get_state() is None  # FIFO: nothing to keep
+
+
 def test_build_scheduler_groups_the_loss_scheduler_only() -> None:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
