@@ -134,3 +134,16 @@ def test_grouped_asha_sweep_ends_every_trial_with_a_full_evaluation(ray_local: N
     assert {r["benchmark"] for r in mine} >= {"screen_safety", "screen_fairness", "utility"}
     assert [r["n"] for r in mine if r["metric"] == "heldout_loss"] == [8]
     assert not [r for r in rows if r["trial_id"] == stopped["trial_id"] and r["step"] > 2]
+
+    # Tune saved the grouped scheduler's state with the experiment (what `resume` hands back).
+    from ray import cloudpickle
+
+    from alignsweep.engine.scheduler_state import SchedulerStateCallback
+    from alignsweep.scheduling import build_scheduler
+
+    (saved,) = Path(outcome.sweep_dir, "tune").glob("callback-states-*.pkl")
+    states = [v for v in cloudpickle.loads(saved.read_bytes()).values() if isinstance(v, dict) and "scheduler" in v]
+    restored = build_scheduler(spec.scheduler, 2)
+    SchedulerStateCallback(restored).set_state(states[0])
+    assert set(restored.inner.groups) == {("tiny:llama", "lora"), ("tiny:llama", "ia3")}
+    assert restored.stop_reasons == {stopped["trial_id"]: stopped["stop_reason"]}

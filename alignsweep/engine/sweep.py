@@ -129,12 +129,12 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
             tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), final, console)
             grid = tuner.fit()
             _wait(base_jobs)
+            if len(grid) < len(plans):  # stopped before every trial started: unfinished, not done
+                raise KeyboardInterrupt(sweep_dir)
             if final:  # stopped trials the callback could not score (a failure, a resume): now, before "finished"
                 from alignsweep.engine.final_eval import ensure_final_evaluations
 
                 ensure_final_evaluations(sweep_dir, grid)
-            if len(grid) < len(plans):  # stopped before every trial started: unfinished, not done
-                raise KeyboardInterrupt(sweep_dir)
     update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
     rows = [r for r in (_result_row(res) for res in grid) if r]
     errors = sum(1 for res in grid if res.error is not None)
