@@ -4,9 +4,10 @@ how and when each ended. Unit tests of the driver-side pieces, then a real group
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_only_a_trial_whose_last_evaluation_was_a_screen_needs_one() -> None:
 
 def test_final_scores_the_checkpoint_step_keeps_the_stored_rows_and_never_twice(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import alignsweep.evaluators.actors as actors
+    from alignsweep.evaluators import actors
 
     calls: list[dict[str, Any]] = []
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ray import cloudpickle  # the median rule keeps a defaultdict of a lambda: plain pickle refuses it
+# cloudpickle: the median rule keeps a defaultdict of a lambda, which plain pickle refuses
+from ray import cloudpickle
 from ray.tune.schedulers import TrialScheduler
 
 #: `scheduler.group_by` keys → the plan field each one reads.
