@@ -112,7 +112,9 @@ def test_spec_validates_the_rule_fields() -> None:
 
 
 def _trial(variant: str) -> Any:
-    return SimpleNamespace(trial_id=variant, config={"plan": {"variant_id": variant}})
+    # one base model and method (one group of the loss scheduler), each trial its own configuration
+    plan = {"variant_id": variant, "base_model": "tiny:llama", "method": "lora", "hyperparameters": {"v": variant}}
+    return SimpleNamespace(trial_id=variant, config={"plan": plan})
 
 
 def test_stopper_stops_on_alignment_and_defers_to_asha_otherwise() -> None:
@@ -187,13 +189,13 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
         # The store's screen change says "stop" exactly when the trial was stopped, with that reason.
         assert (breach is not None) == t["stopped_early"], (t, at_2)
         assert t["stop_reason"] == breach
+        assert (t["ended"], t["stop_step"]) == (("stopped_alignment", 2) if breach else ("finished", 4))
         assert t["trainable_params"] > 0 and t["total_params"] > t["trainable_params"]
-    # Every trial has its step-0 control fully scored; only finished trials a full last evaluation.
-    controls = con.sql("SELECT trial_id, count(*) FILTER (WHERE final_step IS NOT NULL) AS finals FROM controls "
+    # Every trial has its step-0 control fully scored and a full evaluation of its last checkpoint,
+    # a stopped one too (`evaluation.final: all`, the default), at the step it ended.
+    controls = con.sql("SELECT trial_id, max(final_step) AS final_step FROM controls "
                        "WHERE benchmark = 'safety' AND category = 'overall' GROUP BY 1").to_arrow_table().to_pylist()
-    assert {c["trial_id"] for c in controls} == {t["trial_id"] for t in trials}
-    stopped = {t["trial_id"] for t in trials if t["stopped_early"]}
-    assert {c["trial_id"] for c in controls if c["finals"]} == {t["trial_id"] for t in trials} - stopped
+    assert {c["trial_id"]: c["final_step"] for c in controls} == {t["trial_id"]: t["stop_step"] for t in trials}
     utility = con.sql("SELECT DISTINCT trial_id, metric FROM metrics WHERE benchmark = 'utility'").to_arrow_table().to_pylist()
     assert {(u["trial_id"], "heldout_loss") for u in utility if u["metric"] == "heldout_loss"} == {(t["trial_id"], "heldout_loss") for t in trials}
     assert any(u["metric"] == "task_accuracy" and u["trial_id"] == "llama-base" for u in utility)

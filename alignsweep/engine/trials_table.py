@@ -1,7 +1,8 @@
 """The `trials` table, written by the driver from Tune's own trial events.
 
 One row per trial, replaced as it progresses (RUNNING → TERMINATED | ERROR), so a sweep that is still
-running is queryable and a finished one says which trials the scheduler stopped early. Base models
+running is queryable and a finished one says how each trial ended (`ended`: finished, stopped on loss,
+stopped on alignment, failed) and at which step (`stop_step`). Base models
 appear as trials with method `base`: the reference every change is measured against.
 """
 
@@ -14,6 +15,8 @@ from ray.tune import Callback
 
 from alignsweep.store import HYPERPARAMETERS, write_records
 from alignsweep.trainables.plan import model_short_name
+
+FINISHED, STOPPED_LOSS, STOPPED_ALIGNMENT, FAILED = "finished", "stopped_loss", "stopped_alignment", "failed"
 
 #: Spec names of hyperparameters whose store column is spelled differently.
 _COLUMN_NAMES = {"init": "prompt_init"}
@@ -32,9 +35,23 @@ def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
         "method": "base",
         "status": "TERMINATED",
         "stopped_early": False,
+        "ended": FINISHED,
+        "stop_step": 0,
         "steps": 0,
         "wall_s": wall_s,
     }
+
+
+def ended_as(status: str, stopped: bool, stop_reason: str | None) -> str | None:
+    """How a trial ended, from Tune's status and the scheduler's reason: `finished`, `stopped_loss`
+    (a loss scheduler: ASHA, the median rule), `stopped_alignment`, `failed`; None while it runs."""
+    if status == "ERROR":
+        return FAILED
+    if status != "TERMINATED":
+        return None
+    if not stopped:
+        return FINISHED
+    return STOPPED_ALIGNMENT if (stop_reason or "").startswith("alignment") else STOPPED_LOSS
 
 
 def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, checkpoint: str | None,
@@ -48,6 +65,7 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
     steps, total = result.get("step"), result.get("total_steps")
     training = plan.get("training", {})
     stopped = bool(status == "TERMINATED" and steps is not None and total and steps < total)
+    ended = ended_as(status, stopped, stop_reason)
     row: dict[str, Any] = {
         "trial_id": plan["variant_id"],
         "sweep": plan["sweep"],
@@ -57,6 +75,8 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
         "status": status,
         "stopped_early": stopped,
         "stop_reason": (stop_reason or "scheduler") if stopped else (stop_reason if stop_reason and "would stop" in stop_reason else None),
+        "ended": ended,
+        "stop_step": steps if ended is not None else None,
         "trainable_params": result.get("trainable_params"),
         "total_params": result.get("total_params"),
         "steps": steps,

@@ -144,6 +144,9 @@ class EvaluationSpec(Strict):
     over_refusal: OverRefusalSpec = Field(default_factory=OverRefusalSpec)
     utility: UtilitySpec = Field(default_factory=UtilitySpec)
     evaluators: EvaluatorPoolSpec = Field(default_factory=EvaluatorPoolSpec)
+    # `all`: a trial a scheduler stopped gets the full evaluation of its last checkpoint too (its
+    # interval scores may be screens only); `finished`: only trials that reach their last step do.
+    final: Literal["all", "finished"] = Field(default="all", description="which trials end with a full evaluation")
 
     @field_validator("tasks")
     @classmethod

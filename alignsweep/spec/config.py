@@ -92,6 +92,10 @@ class SchedulerSpec(Strict):
     grace_period: int = Field(default=1, ge=1, description="evaluations before a trial may be stopped")
     reduction_factor: float = Field(default=2.0, gt=1)
     min_samples_required: int = Field(default=3, ge=1)
+    # Losses of different tokenizers, families and PEFT methods are not on one scale: rank a trial only
+    # against trials of its own group. `[]`: one ranking over the whole sweep.
+    group_by: list[str] = Field(default_factory=lambda: ["model", "method"],
+                                description="trials a loss scheduler compares: same base model and/or PEFT method")
     # `alignment`: stop on the screen's change vs base, then hand every other decision to `then`.
     then: str = Field(default="asha", description="scheduler the alignment stopper wraps (on `metric`)")
     max_safe_rate_drop: float = Field(default=10.0, gt=0, description="X: stop below base safe rate − X points")
@@ -104,6 +108,20 @@ class SchedulerSpec(Strict):
     screen_warmup: float = Field(default=0.5, ge=0, lt=1, description="share of planned steps before a screen may stop a trial")
     min_bias_answers: int = Field(default=30, ge=1, description="judge screened bias only on at least this many non-unknown answers")
     enforce: bool = Field(default=True, description="false: record what would be stopped, stop nothing (shadow)")
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _group_keys(cls, value: Any) -> Any:
+        allowed = ("model", "method")
+        value = _as_list(value)
+        if not isinstance(value, list):
+            return value
+        for key in value:
+            if key not in allowed:
+                raise ValueError(f"unknown group key {key!r} (allowed: {', '.join(allowed)}; [] ranks all trials together)")
+        if len(set(value)) != len(value):
+            raise ValueError(f"group key listed twice: {value}")
+        return value
 
     @field_validator("name", "then")
     @classmethod

@@ -44,6 +44,8 @@ _TRIALS = pa.schema(
         pa.field("status", pa.string()),  # Ray Tune's: PENDING | RUNNING | TERMINATED | ERROR …
         pa.field("stopped_early", pa.bool_()),
         pa.field("stop_reason", pa.string()),  # why a scheduler ended it early (or, shadow run: would have)
+        pa.field("ended", pa.string()),  # finished | stopped_loss | stopped_alignment | failed; null while it runs
+        pa.field("stop_step", pa.int64()),  # the step it ended at (its last step and checkpoint); null while it runs
         pa.field("trainable_params", pa.int64()),
         pa.field("total_params", pa.int64()),
         pa.field("steps", pa.int64()),
@@ -125,7 +127,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
     TASK_ITEMS: _TASK_ITEMS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 3, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file
