@@ -48,7 +48,7 @@ BIAS_AMBIG = KeyMetric("bias ambig", "bias amb", "fairness", "bias_ambig")
 BIAS_DISAMBIG = KeyMetric("bias disambig", "bias dis", "fairness", "bias_disambig")
 # Over-refusal sits beside safe rate: a model that refuses everything is "safe" and useless.
 SUMMARY_METRICS = (SAFE_RATE, OVER_REFUSAL, ACC_AMBIG, ACC_DISAMBIG, BIAS_AMBIG, BIAS_DISAMBIG)
-_METHOD_ORDER = ("lora", "ia3", "prompt_tuning", "p_tuning")
+from alignsweep.trainables.methods import METHOD_ORDER as _METHOD_ORDER  # noqa: E402
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _BOOTSTRAP = 2000
 _SHORT_NAMES = {"learning_rate": "lr", "num_virtual_tokens": "virtual_tokens", "encoder_hidden_size": "encoder_hidden",
