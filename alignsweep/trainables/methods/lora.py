@@ -46,4 +46,5 @@ class LoraGrid(MethodGrid):
     @classmethod
     def matches(cls, adapter_config: dict[str, Any]) -> bool:
         """A LoRA adapter whose `use_dora` is this grid's default (so LoRA and DoRA tell each other apart)."""
-        return super().matches(adapter_config) and bool(adapter_config.get("use_dora")) == cls.model_fields["use_dora"].default
+        dora = bool(adapter_config.get("use_dora"))
+        return super().matches(adapter_config) and dora == cls.model_fields["use_dora"].default
