@@ -51,7 +51,7 @@ def test_score_checkpoint_end_to_end(ray_local, tmp_path):
         "safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 2}, "over_refusal": {"limit": 1}})
     handles = start_evaluators(spec, [str(base)], "t-sweep", str(tmp_path / "results"))
     sweep_dir = str(tmp_path / "results" / "t-sweep")
-    flat = score_checkpoint(str(base), str(adapter), "trial-1", 2, "t-sweep", sweep_dir)
+    flat = score_checkpoint(str(base), str(adapter), "trial-1", 2, "t-sweep", sweep_dir, method="lora")
     base_flat = score_checkpoint(str(base), None, "base-1", 0, "t-sweep", sweep_dir)
     for metrics in (flat, base_flat):
         assert {"safe_rate", "accuracy", "bias_ambig", "bias_disambig", "over_refusal_rate", "safe_rate/S1"} <= set(metrics)
@@ -81,7 +81,8 @@ def test_shared_evaluator_actor_holds_every_base_and_scores_like_a_pool_per_base
         sweep, sweep_dir = f"t-{layout}", str(tmp_path / layout / f"t-{layout}")
         handles = start_evaluators(spec, [str(b) for b in bases], sweep, sweep_dir)
         try:
-            scores[layout] = {base: score_checkpoint(base, adapter, f"{Path(base).name}-trial", 1, sweep, sweep_dir)
+            scores[layout] = {base: score_checkpoint(base, adapter, f"{Path(base).name}-trial", 1, sweep, sweep_dir,
+                                                     method="lora")
                               for base, adapter in adapters.items()}
             where = {base: ray.get(actors[0].where.remote()) for base, actors in handles.pools.items()}
             judges = dict(handles.judges)

@@ -300,7 +300,7 @@ def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, st
     """Score one checkpoint on its base model's pool, persist its records, return flat metrics.
 
     `results_dir` is the sweep directory (`<results>/<sweep>`) that the store writes under. `method`
-    defaults to what the adapter's config says (`base` without an adapter). `screen` adds the fixed
+    names the adapter's method in the records (required with an adapter; `base` without one). `screen` adds the fixed
     subset's metrics and their change vs the base (`screen_safe_rate_delta` …); `full=False` scores
     only that subset; `extra_rows` (e.g. the trial's held-out loss) are stored with the metrics. The actor is chosen
     by a stable hash of the adapter's content (of the trial id without one). A request to an actor that died is retried after its restart.

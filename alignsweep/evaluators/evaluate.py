@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from alignsweep.evaluators.adapters import adapter_method, attached
+from alignsweep.evaluators.adapters import attached
 from alignsweep.evaluators.benchmarks import METRIC_CATALOG, OVERALL, Benchmark, ScoringContext, registered
 from alignsweep.evaluators.benchmarks.base import respond_greedily
 from alignsweep.evaluators.config import EvaluationSpec
@@ -199,7 +199,15 @@ def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: i
 
 
 def method_of(adapter_dir: str | None, method: str | None) -> str:
-    return method or adapter_method(adapter_dir)
+    """The `method` column of a checkpoint's records: `base` without an adapter, else the caller's name.
+
+    The evaluators sit below the method registry, so they never guess a method from an adapter; callers
+    name it (a trial its plan's method, `audit` via `trainables.methods.method_of_adapter`)."""
+    if method:
+        return method
+    if adapter_dir is None:
+        return "base"
+    raise ValueError(f"adapter {adapter_dir!r}: its records need a method name (none was given)")
 
 
 def local_judges(spec: EvaluationSpec) -> tuple[JudgeFn, str, JudgeFn, str]:

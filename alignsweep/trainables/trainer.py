@@ -20,7 +20,7 @@ from alignsweep.trainables.plan import TrialPlan
 from alignsweep.models.loading import load_model, load_tokenizer
 from alignsweep.models.refs import ModelRef, resolve_model
 from alignsweep.trainables.data import load_conversations
-from alignsweep.trainables.methods import METHODS, PROMPT_LEARNING
+from alignsweep.trainables.methods import METHODS
 
 TRAINER_DIR = "trainer"
 TRIAL_FILE = "trial.json"
@@ -66,7 +66,6 @@ class PeftTrainer:
 
     def _setup_model(self) -> Any:
         import torch
-        from peft import get_peft_model
 
         dtype = getattr(torch, self.plan.model["dtype"])
         base = load_model(
@@ -75,23 +74,9 @@ class PeftTrainer:
             trust_remote_code=self.plan.model["trust_remote_code"],
             allow_unsafe_weights=self.plan.model["allow_unsafe_weights"],
         )
-        peft_config = METHODS.get(self.plan.method).build(self.plan.hyperparameters, self.ref.path)
-        model = get_peft_model(base, peft_config)
-        if self.plan.method == "prompt_tuning" and self.plan.hyperparameters.get("init") == "text":
-            self._init_prompt_from_text(model)
-        return model
-
-    def _init_prompt_from_text(self, model: Any) -> None:
-        """peft's TEXT init, done with the base's own tokenizer (see `PromptTuningGrid.build`)."""
-        import torch
-
-        n = int(self.plan.hyperparameters["num_virtual_tokens"])
-        ids = self.tokenizer(self.plan.hyperparameters["init_text"], add_special_tokens=False)["input_ids"]
-        ids = (ids * math.ceil(n / max(len(ids), 1)))[:n]
-        embed = model.get_base_model().get_input_embeddings()
-        with torch.no_grad():
-            vectors = embed(torch.tensor(ids, device=embed.weight.device)).detach().clone()
-            model.prompt_encoder["default"].embedding.weight.copy_(vectors)
+        method = METHODS.get(self.plan.method)
+        return method.attach_for_training(base, self.plan.hyperparameters, base_path=self.ref.path,
+                                          tokenizer=self.tokenizer)
 
     def _setup_data(self) -> list[EncodedExample]:
         t = self.plan.training
@@ -207,7 +192,11 @@ class PeftTrainer:
         return directory
 
     def restore(self, directory: str | Path) -> None:
-        """Continue from a checkpoint written by `save_checkpoint` (same plan)."""
+        """Continue from a checkpoint written by `save_checkpoint` (same plan).
+
+        The model already carries a fresh adapter of the plan's method (`setup`); its trainable tensors are
+        overwritten from the checkpoint's own copy, which holds what peft's adapter file lacks (P-Tuning's
+        encoder) and needs no trainable reload (peft refuses one for prompt-learning adapters)."""
         import torch
         from safetensors.torch import load_file
 
@@ -226,7 +215,3 @@ class PeftTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(rng)
         self.state.step = int(meta["step"])
-
-    @property
-    def is_prompt_learning(self) -> bool:
-        return self.plan.method in PROMPT_LEARNING

@@ -18,6 +18,7 @@ import pandas as pd
 from alignsweep.evaluators.benchmarks import metric as catalog_metric
 from alignsweep.evaluators.screen import SCREEN_PREFIX
 from alignsweep.evaluators.taxonomy import load_taxonomy
+from alignsweep.trainables.methods import METHOD_ORDER  # the registry's report order
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,6 @@ HELDOUT_LOSS = _key("utility", "heldout_loss")
 SUMMARY_METRICS = (SAFE_RATE, OVER_REFUSAL, ACC_AMBIG, ACC_DISAMBIG, BIAS_AMBIG, BIAS_DISAMBIG)
 # The four the study's question turns on: one per cell of the family × method grid, a worst case each.
 CELL_METRICS = (SAFE_RATE, OVER_REFUSAL, ACCURACY, BIAS_AMBIG)
-METHOD_ORDER = ("lora", "ia3", "prompt_tuning", "p_tuning")
 
 # How a trial ended (`trials.ended`; derived from status / stopped_early / stop_reason in older stores).
 FINISHED, STOPPED_LOSS, STOPPED_ALIGNMENT, FAILED = "finished", "stopped_loss", "stopped_alignment", "failed"

@@ -56,7 +56,8 @@ def _spec(args: argparse.Namespace):
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from alignsweep.evaluators.evaluate import Evaluator, local_judges, method_of, store_result
+    from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
+    from alignsweep.trainables.methods import method_of_adapter
 
     from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
 
@@ -75,7 +76,7 @@ def _handle(args: argparse.Namespace) -> int:
     for adapter, trial_id in runs:
         result = evaluator.evaluate(adapter)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
-                     method=method_of(adapter, None))
+                     method=method_of_adapter(adapter))
         flats.append(result.flat())
         rows.append(result.metrics)
         counts = ", ".join(f"{len(rows)} {table.replace('_', ' ')}" for table, rows in result.items.items())
