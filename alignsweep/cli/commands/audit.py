@@ -178,7 +178,8 @@ def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -
     check_model(args.base)
     if adapter_ref:
         check_adapter(adapter_ref, args.base)
-    check_evaluation_data(spec)
+    check_evaluation_data(spec, keys={"safety": "--safety-data", "fairness": "--fairness-data",
+                                      "over_refusal": "--over-refusal-data"})
 
 
 def _fmt(value: float) -> str:
