@@ -168,3 +168,15 @@ def test_sweep_query_report_kill_and_resume_on_s3(s3: Any, tmp_path: Path, capsy
                  "--results", str(audit_dir)]) == 0, capsys.readouterr().err
     assert (audit_dir / "store" / "metrics").is_dir()
     assert len(list((audit_dir / "store" / "metrics").glob("*.parquet"))) == 2  # base and the adapter
+
+
+def test_a_missing_bucket_is_bad_input_before_anything_starts(s3: Any, tmp_path: Path) -> None:
+    from alignsweep.errors import InputError
+    from alignsweep.spec.preflight import check_results_dir
+
+    check_results_dir(f"s3://{BUCKET}/{PREFIX}/{NAME}")  # the bucket is there: fine, nothing written
+    assert keys(s3, "") == {}
+    with pytest.raises(InputError, match=r"^results path 's3://no-such-bucket/x/s': bucket 'no-such-bucket' does not "
+                                         r"exist \(or these credentials cannot see it\)$"):
+        check_results_dir("s3://no-such-bucket/x/s")
+

@@ -28,8 +28,9 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 def check_results_dir(sweep_dir: str) -> None:
-    """The sweep directory can be created and written, with room to spare (local paths only)."""
+    """The sweep directory can be created and written, with room to spare; on object storage, its bucket exists."""
     if "://" in sweep_dir:
+        _check_bucket(sweep_dir)
         return
     target = Path(sweep_dir)
     existing = target
@@ -50,6 +51,23 @@ def check_results_dir(sweep_dir: str) -> None:
     if free_mb < need_mb:
         raise InputError(f"results path {sweep_dir!r}: only {free_mb} MiB free on its file system, "
                          f"need at least {need_mb} MiB (ALIGNSWEEP_MIN_FREE_MB)")
+
+
+def _check_bucket(uri: str) -> None:
+    """An `s3://` / `gs://` results URI names a bucket these credentials can see (else every write fails mid-sweep)."""
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        if fs.type_name not in ("s3", "gcs"):
+            return
+        bucket = path.split("/", 1)[0]
+        found = fs.get_file_info(bucket).type != pafs.FileType.NotFound
+    except (OSError, ValueError) as exc:  # unreachable endpoint, bad credentials, malformed URI
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"results path {uri!r}: cannot reach it ({first})") from None
+    if not found:
+        raise InputError(f"results path {uri!r}: bucket {bucket!r} does not exist (or these credentials cannot see it)")
 
 
 # ---------------------------------------------------------------- weights
