@@ -174,8 +174,8 @@ def test_a_missing_bucket_is_bad_input_before_anything_starts(s3: Any, tmp_path:
     from alignsweep.errors import InputError
     from alignsweep.spec.preflight import check_results_dir
 
-    check_results_dir(f"s3://{BUCKET}/{PREFIX}/{NAME}")  # the bucket is there: fine, nothing written
-    assert keys(s3, "") == {}
+    check_results_dir(f"s3://{BUCKET}/fresh/{NAME}")  # the bucket is there: fine, and nothing is written
+    assert keys(s3, "fresh/") == {}
     with pytest.raises(InputError, match=r"^results path 's3://no-such-bucket/x/s': bucket 'no-such-bucket' does not "
                                          r"exist \(or these credentials cannot see it\)$"):
         check_results_dir("s3://no-such-bucket/x/s")
