@@ -98,6 +98,17 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
     return row
 
 
+def checkpoint_uri(checkpoint: Any) -> str | None:
+    """A local path as is; on object storage Tune's path has no scheme (`bucket/key`), so add it back."""
+    if checkpoint is None:
+        return None
+    kind = getattr(getattr(checkpoint, "filesystem", None), "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{_SCHEMES.get(kind, kind)}://{checkpoint.path}"
+
+
+_SCHEMES = {"gcs": "gs"}  # pyarrow's file system name → its URI scheme, where they differ
+
+
 class TrialsTableCallback(Callback):
     """Tune callback keeping each trial's `trials` row current."""
 
@@ -111,7 +122,7 @@ class TrialsTableCallback(Callback):
         if plan is None:
             return
         start = self.started.setdefault(trial.trial_id, time.time())
-        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
+        checkpoint = checkpoint_uri(trial.checkpoint)
         row = trial_row(plan, status, trial.last_result, checkpoint, error, time.time() - start,
                         self.stop_reasons.get(plan["variant_id"]))
         write_records(self.sweep_dir, "trials", [row], trial_id=plan["variant_id"])

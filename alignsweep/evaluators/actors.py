@@ -249,8 +249,9 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
     specs = {"safety": (list(s.judges), s.ensemble), "over_refusal": ([spec.over_refusal.judge], "any_unsafe")}
     roles = judge_roles(spec)
     started = {
-        role: judge_cls.options(name=judge_name(sweep, role), num_cpus=s.judge_resources.cpu,
-                                num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
+        role: judge_cls.options(name=judge_name(sweep, role), num_cpus=spec.judge_resources(role).cpu,
+                                num_gpus=spec.judge_resources(role).gpu,
+                                resources=dict(spec.judge_resources(role).custom),
                                 get_if_exists=True, **common).remote(*specs[role], s.judge_max_batch)
         for role in sorted(set(roles.values()))
     }

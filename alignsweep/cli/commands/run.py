@@ -89,5 +89,10 @@ def _dry_run(spec: Any, results: str | None) -> int:
     )
     console.print(f"scheduler: {spec.scheduler.name} on {spec.scheduler.metric} ({spec.scheduler.mode})  "
                   f"evaluation: {'on' if spec.evaluation is not None else 'off'}")
+    eval_spec = spec.evaluation_spec()
+    if eval_spec is not None:
+        from alignsweep.spec.eval_plan import print_evaluation_plan
+
+        print_evaluation_plan(console, eval_spec, len(spec.models))
     console.print(f"results would go to: {sweep_dir_for(spec, results)}")
     return 0
