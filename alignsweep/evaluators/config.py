@@ -8,6 +8,7 @@ give judges a (fractional) GPU here.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
