@@ -171,8 +171,6 @@ class EvaluationSpec(Strict):
     @model_validator(mode="after")
     def _remember_cwd(self) -> "EvaluationSpec":
         if self.tasks and self.tasks_cwd is None:
-            import os
-
             object.__setattr__(self, "tasks_cwd", os.getcwd())
         return self
 
