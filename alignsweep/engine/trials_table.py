@@ -26,7 +26,8 @@ def base_trial_id(model_ref: str) -> str:
     return f"{model_short_name(model_ref)}-base"
 
 
-def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
+def base_trial_row(sweep: str, model_ref: str, wall_s: float, device: str | None = None) -> dict[str, Any]:
+    """A base model's `trials` row; `device` is where its evaluator ran (a base is scored, not trained)."""
     return {
         "trial_id": base_trial_id(model_ref),
         "sweep": sweep,
@@ -39,6 +40,7 @@ def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
         "stop_step": 0,
         "steps": 0,
         "wall_s": wall_s,
+        "device": device,
     }
 
 
@@ -83,6 +85,7 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
         "train_loss": result.get("loss"),
         "wall_s": wall_s,
         "checkpoint": checkpoint,
+        "device": result.get("device"),
         "error": error,
         "learning_rate": plan["learning_rate"],
         "epochs": plan.get("epochs"),

@@ -60,7 +60,7 @@ def load_model(
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
-        kwargs["dtype"] = _torch_dtype(dtype)
+        kwargs["dtype"] = torch_dtype(dtype)
     if not allow_unsafe_weights:
         kwargs["use_safetensors"] = True
     from transformers.utils import logging as hf_logging
@@ -78,7 +78,7 @@ def load_with(path: str, options: LoadOptions, *, device: str | None = None) -> 
                       allow_unsafe_weights=options.allow_unsafe_weights, device=device)
 
 
-def _torch_dtype(dtype: Any) -> Any:
+def torch_dtype(dtype: Any) -> Any:
     """A torch dtype from its name (`bfloat16`), or `auto`; torch dtypes pass through."""
     if not isinstance(dtype, str) or dtype == "auto":
         return dtype

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-arg", action="append", default=[], metavar="key=value",
                    help="another judge field, value as YAML/JSON (repeatable), e.g. "
                    """label_map='{"LABEL_0": "safe", "LABEL_1": "unsafe"}' or categories=11""")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
+                   help="the base model's dtype (auto: the checkpoint's own)")
+    p.add_argument("--device", default="auto",
+                   help="where the base model runs: auto (the first GPU, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, help="at most N items per category (safety, over-refusal, fairness)")
     p.add_argument("--results", required=True, help="directory to write the records under")
     p.add_argument("--fail-on", help='gate: comma-separated metric.category<threshold or >threshold on the change vs '
@@ -98,13 +102,17 @@ def _handle(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
     from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
+    from alignsweep.models.devices import choose_device
+    from alignsweep.models.loading import LoadOptions
     from alignsweep.trainables.methods import method_of_adapter
 
+    choose_device(args.device)  # a bad --device is bad input (exit 2), before anything loads
     _preflight(args, spec, adapter_ref)  # loads the task files, whose metrics the rules may name
     rules = parse_rules(args.fail_on) if args.fail_on is not None else []
     judge, judge_name, over, over_name = local_judges(spec)
     evaluator = Evaluator(spec, args.base, judge=judge, judge_name=judge_name,
-                          over_refusal_judge=over, over_refusal_judge_name=over_name)
+                          over_refusal_judge=over, over_refusal_judge_name=over_name,
+                          options=LoadOptions(dtype=args.dtype), device=choose_device(args.device))
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
     flats, rows = [], []
