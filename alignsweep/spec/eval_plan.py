@@ -99,7 +99,7 @@ def evaluator_text(eval_spec: Any, n_models: int) -> str:
 def print_evaluation_plan(console: Any, eval_spec: Any, n_models: int) -> None:
     """The plan as indented lines: judges (what, where, which model), evaluators, and each benchmark's data."""
     def say(text: str, style: str | None = None) -> None:
-        console.print(text, markup=False, highlight=False, style=style, overflow="fold")
+        console.print(text, markup=False, emoji=False, highlight=False, style=style, overflow="fold")
 
     say("evaluation plan:")
     for line in judge_plan(eval_spec):
