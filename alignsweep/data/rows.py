@@ -23,7 +23,7 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -40,7 +40,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, row
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -80,5 +80,5 @@ def read_rows(source: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
     if path.is_dir():
         return source, _read_hf(str(path))
     if path.suffix.lower() == ".csv":
-        return str(path), _read_csv(path)
-    return str(path), _read_jsonl(path)
+        return str(path), read_csv(path)
+    return str(path), read_jsonl(path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from alignsweep.data.rows import BUNDLED, bundled_path, read_rows
+from alignsweep.data.rows import BUNDLED, bundled_path, read_csv, read_jsonl, read_rows
 from alignsweep.errors import InputError
 from alignsweep.evaluators.taxonomy import load_taxonomy
 
@@ -148,7 +148,7 @@ def load_bbq(source: str = BUNDLED) -> list[BBQItem]:
             raise InputError(f"{source}: no such file or directory")
     items: list[BBQItem] = []
     for file in files:
-        for number, row in _read_jsonl(file):
+        for number, row in read_jsonl(file):
             items.append(_bbq_item(row, f"{file}:{number}", metadata))
     return items
 
@@ -158,7 +158,7 @@ def _load_bbq_metadata(folder: Path) -> dict[tuple[str, str], int | None]:
     for candidate in (folder / "additional_metadata.csv", folder / "supplemental" / "additional_metadata.csv"):
         if candidate.is_file():
             out: dict[tuple[str, str], int | None] = {}
-            for number, row in _read_csv(candidate):
+            for number, row in read_csv(candidate):
                 if "target_loc" not in row:
                     raise InputError(f"{candidate}:{number}: no target_loc column")
                 loc = (row.get("target_loc") or "").strip()

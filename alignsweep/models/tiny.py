@@ -33,6 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from alignsweep.data.corpus import CORPUS_VERSION
 from alignsweep.errors import InputError
 from alignsweep.models.recipes import BUILDER_VERSION, META_FILE, TINY_FAMILIES, TinyRecipe
 
