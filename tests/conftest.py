@@ -1,9 +1,16 @@
-"""Shared test fixtures. Everything runs offline; tiny models are built at most once per cache."""
+"""Shared test fixtures. Everything runs offline; tiny models are built at most once per cache.
+
+Tiers: `make test-fast` (`pytest -m "not slow"`) starts no Ray, runs no sweep, trains nothing and
+builds no model beyond loading the cached tiny llama; `make test` runs everything. A test that starts
+Ray, runs a sweep, trains, or builds a model (a random-weight one or a tiny family) is marked `slow`.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,13 +21,51 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+try:  # property tests: no deadline (2 shared cores make timings noisy), a bounded number of examples,
+    # and the example database under the git-ignored .pytest_cache (failures replay first next run)
+    from hypothesis import HealthCheck, settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    settings.register_profile("alignsweep", deadline=None, max_examples=60,
+                              database=DirectoryBasedExampleDatabase(str(REPO_ROOT / ".pytest_cache" / "hypothesis")),
+                              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "alignsweep"))
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    pass
+
 
 def test_cache_dir() -> Path:
-    """`$ALIGNSWEEP_CACHE` if set, else `<repo>/.cache/alignsweep` (git-ignored), shared by all runs."""
-    return Path(os.environ.get("ALIGNSWEEP_CACHE") or REPO_ROOT / ".cache" / "alignsweep")
+    """The tiny-model cache the CLI uses: `$ALIGNSWEEP_CACHE` if set, else the user's default
+    (`~/.cache/alignsweep`). One cache for tests and CLI, so nothing is built twice."""
+    from alignsweep.models.tiny import cache_root
+
+    return cache_root()
 
 
 test_cache_dir.__test__ = False  # a helper, not a test
+
+
+# ---------------------------------------------------------------- isolation
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Undo every change a test makes to `os.environ`, its own or the code's.
+
+    Why: `alignsweep.cli.main.main` sets defaults with `os.environ.setdefault` (`_quiet_environment`),
+    so an in-process CLI call would otherwise leak them into every later test of the session.
+    `monkeypatch` only undoes what it set itself; this catches the rest.
+    """
+    saved = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
+# ---------------------------------------------------------------- models
 
 
 class _TinyPaths(Mapping[str, Path]):
@@ -55,6 +100,32 @@ def tiny_paths() -> Mapping[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def untrained_lora(tiny_paths: Mapping[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A LoRA adapter on tiny:llama as initialised (B = 0): exactly the base, so its changes are exactly 0.
+
+    No training step runs: `setup` + `save_checkpoint` only (the fast tier may use it).
+    """
+    from alignsweep.trainables.plan import TrialPlan
+    from alignsweep.trainables.trainer import PeftTrainer
+
+    tiny_paths["llama"]  # the session's shared (cached) model
+    plan = TrialPlan(variant_id="gate", sweep="gate", base_model="tiny:llama",
+                     model={"ref": "tiny:llama", "trust_remote_code": False, "allow_unsafe_weights": False,
+                            "dtype": "float32"},
+                     method="lora", hyperparameters={"r": 4, "alpha": 8, "dropout": 0.0,
+                                                     "target_modules": ["q_proj", "v_proj"]},
+                     learning_rate=1e-3, seed=0, epochs=None, max_steps=1,
+                     training={"dataset": "bundled", "dataset_split": "train", "max_examples": 16, "batch_size": 4,
+                               "max_seq_length": 64, "eval_interval": 1, "weight_decay": 0.0, "warmup_steps": 0})
+    out = tmp_path_factory.mktemp("adapter") / "lora"
+    PeftTrainer(plan).setup().save_checkpoint(out)
+    return str(out)
+
+
+# ---------------------------------------------------------------- shared data and Ray
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """`<repo>/../shared/data` (real public benchmark files); skipped when absent, except in CI.
 
@@ -81,3 +152,38 @@ def ray_local() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+# ---------------------------------------------------------------- the CLI, in process
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.strip().splitlines()
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]):
+    """`cli("query", dir, sql)` → CliRun(code, out, err): `alignsweep.cli.main.main` in process.
+
+    argparse's own errors leave through `SystemExit`; that code is the exit code a shell would see.
+    """
+    from alignsweep.cli.main import main
+
+    def run(*argv: str) -> CliRun:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        sys.stdout.flush()
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    return run
