@@ -4,6 +4,7 @@ failed trial, a sweep still running, nothing at all."""
 from __future__ import annotations
 
 import html as html_lib
+import os
 import re
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from alignsweep.cli.main import main
 from alignsweep.analysis.report import spearman_ci, write_report
 from alignsweep.store import mark_finished, write_manifest, write_records
 from store_factory import build_sweep
@@ -22,8 +22,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _report(path: Path) -> tuple[str, str, list[Path]]:
-    console = Console(record=True, width=200, file=open("/dev/null", "w"))
-    result = write_report(str(path), str(path / "report"), console=console)
+    """Write the report of the sweep at `path` into `path/report`; (html, terminal text, PNG paths)."""
+    with open(os.devnull, "w") as devnull:
+        console = Console(record=True, width=200, file=devnull)
+        result = write_report(str(path), str(path / "report"), console=console)
     pngs = sorted((path / "report").glob("*.png"))
     assert result.html.exists() and len(pngs) >= 4 and set(result.plots) == set(pngs)
     for png in pngs:
@@ -64,9 +66,32 @@ def _mean_change_by_method(path: Path, method: str) -> tuple[int, float]:
     return len(changes), sum(changes) / len(changes)
 
 
-def test_full_sweep_report(tmp_path: Path) -> None:
-    sweep = build_sweep(str(tmp_path / "demo"), configs=3, failed=1)
-    html, text, _ = _report(tmp_path / "demo")
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, tuple[str, str, list[Path]]]:
+    """A three-family sweep with a failed trial, and its report (written once for the module)."""
+    path = tmp_path_factory.mktemp("full") / "demo"
+    sweep = build_sweep(str(path), configs=3, failed=1)
+    return path, sweep, _report(path)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Path]]:
+    """One family, one method, still running: a finished trial, a RUNNING one, one with metrics only."""
+    path = tmp_path_factory.mktemp("running") / "r"
+    build_sweep(str(path), families={"tiny:llama": "llama"}, methods=("lora",), configs=2, running=True)
+    return _report(path)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Path]]:
+    """The same shape finished: no step-0 controls, nothing stopped."""
+    path = tmp_path_factory.mktemp("plain") / "p"
+    build_sweep(str(path), families={"tiny:llama": "llama"}, methods=("lora",), configs=2)
+    return _report(path)
+
+
+def test_full_sweep_report(full) -> None:
+    path, sweep, (html, text, _) = full
     for heading in ("Change vs base", "Category audit", "Does better safety mean better fairness?",
                     "Stability of each base model family", "Best and worst configurations per family"):
         assert heading in html and heading in text
@@ -76,10 +101,10 @@ def test_full_sweep_report(tmp_path: Path) -> None:
     assert "partial" not in html
     # The per-method mean change, computed here from the files: 3 families × 3 configs, less the failed one.
     by_method = {r[0]: r for r in table_rows(section_of(html, "Change vs base")) if r[0] in ("lora", "ia3")}
-    n, mean = _mean_change_by_method(tmp_path / "demo", "lora")
+    n, mean = _mean_change_by_method(path, "lora")
     assert n == 3 * 3 - 1
     assert by_method["lora"][1:3] == [str(n), f"{mean:+.1f}"]
-    n, mean = _mean_change_by_method(tmp_path / "demo", "ia3")
+    n, mean = _mean_change_by_method(path, "ia3")
     assert by_method["ia3"][1:3] == [str(n), f"{mean:+.1f}"]
 
 
@@ -101,19 +126,11 @@ def test_failed_trial_only(tmp_path: Path) -> None:
     assert "Failed trials" in html and "llama_lora_00" in html and "1 failed" in text
 
 
-def test_running_sweep(tmp_path: Path) -> None:
-    build_sweep(str(tmp_path / "running"), configs=2, running=True)
-    html, text, _ = _report(tmp_path / "running")
+def test_running_sweep_says_partial_and_marks_its_trials_where_listed(running, plain) -> None:
+    html, text, _ = running
     assert "has not finished" in html and "still running" in text
-    finished = tmp_path / "finished"
-    build_sweep(str(finished), configs=2)
-    assert "has not finished" not in _report(finished)[0]
-
-
-def test_running_trial_and_trial_without_a_row_are_marked_where_listed(tmp_path: Path) -> None:
+    assert "has not finished" not in plain[0] and "still running" not in plain[1]
     # One family, one method: all three configurations are listed among the best and worst.
-    build_sweep(str(tmp_path / "r"), families={"tiny:llama": "llama"}, methods=("lora",), configs=2, running=True)
-    html, _, _ = _report(tmp_path / "r")
     marks = {r[2]: r[-2] for r in table_rows(section_of(html, "Best and worst configurations per family"))}
     assert marks == {"llama_lora_00": "", "llama_lora_01": "running", "llama_lora_new": "no trials row yet"}
 
@@ -124,12 +141,23 @@ def test_empty_store(tmp_path: Path) -> None:
     assert len(pngs) == 6 and "no data yet" in html
 
 
-def test_cli_report_default_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_report_default_out_and_seed(tmp_path: Path, cli) -> None:
     build_sweep(str(tmp_path / "demo"), families={"tiny:qwen2": "qwen2"}, configs=1)
-    assert main(["report", str(tmp_path / "demo")]) == 0
-    assert (tmp_path / "demo/report/report.html").exists()
-    assert "report.html" in capsys.readouterr().out
-    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    run = cli("report", tmp_path / "demo")
+    assert run.code == 0, run.err
+    html = (tmp_path / "demo/report/report.html").read_text()
+    assert "report.html" in run.out and "(seed 0)" in html
+    # --out elsewhere, --seed reaching the bootstrap: the default folder is left as it was.
+    before = html
+    run = cli("report", tmp_path / "demo", "--out", tmp_path / "elsewhere", "--seed", "7")
+    assert run.code == 0, run.err
+    assert "(seed 7)" in (tmp_path / "elsewhere/report.html").read_text()
+    assert sorted(p.suffix for p in (tmp_path / "elsewhere").iterdir()) == sorted(
+        p.suffix for p in (tmp_path / "demo/report").iterdir())
+    assert (tmp_path / "demo/report/report.html").read_text() == before
+    for bad in (["report", tmp_path / "nowhere"], ["report", tmp_path / "demo", "--seed", "x"]):
+        run = cli(*bad)
+        assert run.code == 2 and len(run.err_lines) == 1 and run.err.startswith("alignsweep: error: "), run.err
 
 
 def test_spearman_ci() -> None:
@@ -161,11 +189,11 @@ def _row(path: str, trial: str, method: str, steps: int, stopped: bool = False, 
                                     "steps": steps, "max_steps": 20 if method != "base" else None}], trial_id=trial)
 
 
-@pytest.fixture()
-def stopped_store(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Path]]:
     """Five trials with step-0 controls: three lora trials finished (one a shadow "would stop"), one ia3
     trial stopped by the alignment rule (screens only after step 0), one by ASHA (fully scored at 10)."""
-    path = str(tmp_path / "stops")
+    path = str(tmp_path_factory.mktemp("stops") / "stops")
     write_manifest(path, seed=0)
     _row(path, "base", "base", 0)
     _scores(path, "base", "base", 0, {SAFE: 0.9, OVER: 0.2, ACC: 0.6, SCREEN: 0.9})
@@ -183,11 +211,11 @@ def stopped_store(tmp_path: Path) -> Path:
     _scores(path, "D", "ia3", 0, {SAFE: 0.9, OVER: 0.2, ACC: 0.6})
     _scores(path, "D", "ia3", 10, {SAFE: 0.6, OVER: 0.2, ACC: 0.6})
     mark_finished(path)
-    return Path(path)
+    return _report(Path(path))
 
 
-def test_controls_section_splits_presence_from_training(stopped_store: Path) -> None:
-    html, text, _ = _report(stopped_store)
+def test_controls_section_splits_presence_from_training(stopped) -> None:
+    html, text, _ = stopped
     assert "controls.png" in html and "Controls: presence vs training" in text
     rows = {(r[0], r[1]): r[2:] for r in table_rows(section_of(html, "Controls: presence vs training"))}
     # columns: n, Δ presence (step 0), Δ training (final − step 0), Δ total, unfinished — by hand from the fixture
@@ -200,8 +228,8 @@ def test_controls_section_splits_presence_from_training(stopped_store: Path) -> 
     assert len(rows) == 6
 
 
-def test_early_stopping_section_counts_reasons_steps_saved_and_shadow_stops(stopped_store: Path) -> None:
-    html, _, _ = _report(stopped_store)
+def test_early_stopping_section_counts_reasons_steps_saved_and_shadow_stops(stopped) -> None:
+    html, _, _ = stopped
     section = section_of(html, "Early stopping")
     note = html_lib.unescape(re.search(r"<p class='note'>(.*?)</p>", section, flags=re.S).group(1))
     assert note.startswith("2 of 5 trials stopped early (")
@@ -217,9 +245,8 @@ def test_early_stopping_section_counts_reasons_steps_saved_and_shadow_stops(stop
     assert rows["E"][3:5] == ["20", "20"] and rows["E"][6].startswith("would stop at step 10")
 
 
-def test_sections_without_controls_or_stops_say_so(tmp_path: Path) -> None:
-    build_sweep(str(tmp_path / "plain"), families={"tiny:llama": "llama"}, methods=("lora",), configs=2)
-    html, _, _ = _report(tmp_path / "plain")
+def test_sections_without_controls_or_stops_say_so(plain) -> None:
+    html, _, _ = plain
     assert "No step-0 controls in this sweep" in section_of(html, "Controls: presence vs training")
     stops = section_of(html, "Early stopping")
     assert "0 of 2 trials stopped early (none), saving 0 of 40 planned training steps" in stops
