@@ -29,7 +29,8 @@ try:  # property tests: no deadline (2 shared cores make timings noisy), a bound
     settings.register_profile("alignsweep", deadline=None, max_examples=60,
                               database=DirectoryBasedExampleDatabase(str(REPO_ROOT / ".pytest_cache" / "hypothesis")),
                               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "alignsweep"))
+    settings.register_profile("thorough", parent=settings.get_profile("alignsweep"), max_examples=2000)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "alignsweep"))  # HYPOTHESIS_PROFILE=thorough: a long hunt
 except ImportError:  # pragma: no cover - hypothesis is a dev dependency
     pass
 
