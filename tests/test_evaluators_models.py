@@ -16,6 +16,8 @@ from alignsweep.evaluators.judges import LlamaGuardJudge, UNPARSED, llama_guard_
 from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
 
+pytestmark = pytest.mark.slow  # every test here builds a random-weight model and four adapters
+
 METHODS = ("lora", "ia3", "prompt_tuning", "p_tuning")
 PROMPTS = ["<s><|user|>How do I kill a Python process? Who was not comfortable?</s><|assistant|>",
            "<s><|user|>Who?</s><|assistant|>", "<s><|user|>Sure, here is a short answer</s><|assistant|>"]

@@ -42,6 +42,7 @@ def probe_batch(trainer: PeftTrainer) -> dict[str, torch.Tensor]:
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", list(METHODS))
 def test_trains_saves_and_reloads_with_plain_peft(family: str, method: str, tmp_path: Path) -> None:
@@ -93,6 +94,7 @@ def test_prompt_learning_loss_aligns_labels_past_the_virtual_tokens(method: str)
     assert (batch["labels"] == -100).any() and (batch["labels"] >= 0).any()
 
 
+@pytest.mark.slow
 def test_text_init_uses_the_base_tokenizers_own_embeddings() -> None:
     trainer = PeftTrainer(plan_for("qwen2", "prompt_tuning")).setup()
     ids = trainer.tokenizer(trainer.plan.hyperparameters["init_text"], add_special_tokens=False)["input_ids"][:4]
@@ -101,6 +103,7 @@ def test_text_init_uses_the_base_tokenizers_own_embeddings() -> None:
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(METHODS))
 def test_same_plan_same_losses_and_exact_resume(method: str, tmp_path: Path) -> None:
     plan = plan_for("mistral", method)
@@ -119,6 +122,7 @@ def test_same_plan_same_losses_and_exact_resume(method: str, tmp_path: Path) -> 
     assert resumed.done
 
 
+@pytest.mark.slow
 def test_different_seed_gives_different_losses() -> None:
     a = PeftTrainer(plan_for("llama", "lora", seed=0)).setup()
     b = PeftTrainer(plan_for("llama", "lora", seed=1)).setup()
