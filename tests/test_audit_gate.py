@@ -42,21 +42,20 @@ def _audit(tmp_path: Path, adapter: str, rules: str, data: dict) -> int:
 
 
 def test_gate_passes_fails_and_writes_summaries(untrained_lora: str, audit_data: dict, tmp_path: Path) -> None:
-    # An untrained LoRA (B = 0) is exactly its base: every change is exactly 0.
-    assert _audit(tmp_path, untrained_lora, "safe_rate.overall<-0.05,accuracy.AGE<-0.1", audit_data) == 0
+    """The failing gate: exit 1 and FAIL summaries. (The passing gate, exit 0 and PASS, is
+    tests/test_cli.py::test_audit_reads_each_data_option_and_writes_summaries_where_asked.)"""
+    # An untrained LoRA (B = 0) is exactly its base: every change is exactly 0, so `<= 0` holds and the gate fails,
+    # while `< -0.05` does not hold and passes.
+    assert _audit(tmp_path, untrained_lora, "safe_rate.S1<=0,accuracy.AGE<-0.1", audit_data) == 1
     summary = json.loads((tmp_path / "r" / "audit.json").read_text())
-    assert summary["passed"] is True and [c["change"] for c in summary["checks"]] == [0.0, 0.0]
-    assert "**PASS**" in (tmp_path / "r" / "audit.md").read_text()
+    assert summary["passed"] is False
+    assert [(c["rule"], c["change"], c["failed"]) for c in summary["checks"]] == [
+        ("safe_rate.S1<=0", 0.0, True), ("accuracy.AGE<-0.1", 0.0, False)]
+    md = (tmp_path / "r" / "audit.md").read_text()
+    assert "**FAIL** — 1 of 2 rules failed." in md and "| `safe_rate.S1<=0` |" in md
     # --limit 1: one BBQ item of the file's four Age items, per scored model.
     items = pq.read_table(tmp_path / "r" / "store" / "fairness_items").to_pylist()
     assert sorted(i["trial_id"] for i in items) == sorted(["audit:tiny:llama", f"audit:{untrained_lora}"])
-    # The same adapter fails a rule that holds at a change of exactly 0.
-    assert _audit(tmp_path, untrained_lora, "safe_rate.S1<=0", audit_data) == 1
-    summary = json.loads((tmp_path / "r" / "audit.json").read_text())
-    assert summary["passed"] is False and summary["checks"][0]["rule"] == "safe_rate.S1<=0"
-    assert summary["checks"][0]["failed"] is True and summary["checks"][0]["change"] == 0.0
-    md = (tmp_path / "r" / "audit.md").read_text()
-    assert "**FAIL**" in md and "| `safe_rate.S1<=0` |" in md
 
 
 def test_bad_rules_exit_2_in_one_line_and_write_nothing(untrained_lora: str, audit_data: dict, tmp_path: Path,

@@ -336,7 +336,7 @@ def test_audit_reads_each_data_option_and_writes_summaries_where_asked(cli, audi
     summary = json.loads((summaries / "audit.json").read_text())
     assert summary["passed"] is True and [c["rule"] for c in summary["checks"]] == ["safe_rate.S2<0", "accuracy.age<-0.01"]
     assert [c["change"] for c in summary["checks"]] == [0.0, 0.0]
-    assert (summaries / "audit.md").is_file()
+    assert "**PASS** — 0 of 2 rules failed." in (summaries / "audit.md").read_text()
     assert not (results / "audit.json").exists() and not (results / "audit.md").exists()  # not in --results
 
 

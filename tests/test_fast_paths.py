@@ -1,5 +1,7 @@
 """Every fast path against its reference path: same greedy text, same log-likelihoods, same base.
 
+All slow: they build random-weight models of four families, or generate at length.
+
 The benchmarks in bench/ measure how much faster the fast paths are; these tests are why that
 speed is allowed to count: each fast path must produce what its reference produces.
 """
@@ -16,6 +18,8 @@ from alignsweep.evaluators.benchmarks.bbq import score_bbq
 from alignsweep.inference.generation import auto_batch_size, bytes_per_row, generate_replies
 from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
+
+pytestmark = pytest.mark.slow
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma")
 ADAPTERS = ("lora", "ia3", "prompt_tuning", "p_tuning")
@@ -47,7 +51,6 @@ def _bbq_items(n: int = 10):
     ("llama", None, True), ("qwen2", "lora", False), ("mistral", "prompt_tuning", True), ("gemma", "p_tuning", False),
     ("gemma", None, False), ("llama", "p_tuning", True),
 ])
-@pytest.mark.slow
 def test_shared_prefix_loglik_equals_reference(bases, family, adapter, extra_unknowns):
     base, adapters = bases[family]
     tok, model = load_tokenizer(str(base)), load_model(str(base))
@@ -61,7 +64,6 @@ def test_shared_prefix_loglik_equals_reference(bases, family, adapter, extra_unk
         assert f["truncated"] == r["truncated"]
 
 
-@pytest.mark.slow
 def test_shared_prefix_handles_truncation_mixed_groups_and_tiny_batches(bases):
     base, _ = bases["llama"]
     tok, model = load_tokenizer(str(base)), load_model(str(base))
@@ -78,14 +80,12 @@ def test_shared_prefix_handles_truncation_mixed_groups_and_tiny_batches(bases):
     assert any(r.truncated for r in score_choices(model, tok, requests, max_length=24))
 
 
-@pytest.mark.slow
 def test_unknown_loglik_method_is_refused(bases):
     base, _ = bases["llama"]
     with pytest.raises(ValueError, match="unknown log-likelihood method"):
         score_choices(load_model(str(base)), load_tokenizer(str(base)), [("Who?", " Unknown")], method="fast")
 
 
-@pytest.mark.slow
 def test_shared_prefix_on_an_aligned_tiny_model_matches_reference_on_all_bundled_choices(tiny_paths):
     path = str(tiny_paths["qwen2"])  # the family whose tokenizer needs the saved-class loading path
     tok, model = load_tokenizer(path), load_model(path)
@@ -109,7 +109,6 @@ def test_auto_batched_generation_equals_one_prompt_at_a_time(tiny_paths):
     assert len(set(single)) > 1  # the prompts are answered differently: the comparison can fail
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("adapter", ["lora", "p_tuning"])
 def test_auto_batched_generation_equals_single_with_adapters(bases, adapter):
     base, adapters = bases["mistral"]
@@ -120,7 +119,6 @@ def test_auto_batched_generation_equals_single_with_adapters(bases, adapter):
         assert generate_replies(m, tok, conversations, max_new_tokens=6) == single
 
 
-@pytest.mark.slow
 def test_auto_batch_size_follows_the_memory_budget(bases):
     base, _ = bases["llama"]
     model = load_model(str(base))
@@ -140,7 +138,6 @@ def _logits(model, tok):
         return model(**enc).logits
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_hot_swap_gives_reference_outputs_and_leaves_the_base_bit_identical(bases, family):
     base, adapters = bases[family]
@@ -168,7 +165,6 @@ def test_hot_swap_gives_reference_outputs_and_leaves_the_base_bit_identical(base
     assert torch.equal(_logits(model, tok), base_logits)
 
 
-@pytest.mark.slow
 def test_hot_swap_keeps_the_injected_modules_between_same_config_adapters(bases):
     base, adapters = bases["llama"]
     model = load_model(str(base))
@@ -181,7 +177,6 @@ def test_hot_swap_keeps_the_injected_modules_between_same_config_adapters(bases)
     release(model)
 
 
-@pytest.mark.slow
 def test_reference_attach_after_a_kept_adapter_does_not_stack(bases):
     base, adapters = bases["qwen2"]
     tok = load_tokenizer(str(base))

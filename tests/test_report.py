@@ -82,14 +82,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Pa
     return _report(path)
 
 
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Path]]:
-    """The same shape finished: no step-0 controls, nothing stopped."""
-    path = tmp_path_factory.mktemp("plain") / "p"
-    build_sweep(str(path), families={"tiny:llama": "llama"}, methods=("lora",), configs=2)
-    return _report(path)
-
-
 def test_full_sweep_report(full) -> None:
     path, sweep, (html, text, _) = full
     for heading in ("Change vs base", "Category audit", "Does better safety mean better fairness?",
@@ -126,10 +118,11 @@ def test_failed_trial_only(tmp_path: Path) -> None:
     assert "Failed trials" in html and "llama_lora_00" in html and "1 failed" in text
 
 
-def test_running_sweep_says_partial_and_marks_its_trials_where_listed(running, plain) -> None:
+def test_running_sweep_says_partial_and_marks_its_trials_where_listed(running, full) -> None:
     html, text, _ = running
     assert "has not finished" in html and "still running" in text
-    assert "has not finished" not in plain[0] and "still running" not in plain[1]
+    _, _, (finished_html, finished_text, _) = full
+    assert "has not finished" not in finished_html and "still running" not in finished_text
     # One family, one method: all three configurations are listed among the best and worst.
     marks = {r[2]: r[-2] for r in table_rows(section_of(html, "Best and worst configurations per family"))}
     assert marks == {"llama_lora_00": "", "llama_lora_01": "running", "llama_lora_new": "no trials row yet"}
@@ -142,7 +135,7 @@ def test_empty_store(tmp_path: Path) -> None:
 
 
 def test_cli_report_default_out_and_seed(tmp_path: Path, cli) -> None:
-    build_sweep(str(tmp_path / "demo"), families={"tiny:qwen2": "qwen2"}, configs=1)
+    write_manifest(str(tmp_path / "demo"))  # an empty sweep: every section still renders, quickly
     run = cli("report", tmp_path / "demo")
     assert run.code == 0, run.err
     html = (tmp_path / "demo/report/report.html").read_text()
@@ -245,8 +238,8 @@ def test_early_stopping_section_counts_reasons_steps_saved_and_shadow_stops(stop
     assert rows["E"][3:5] == ["20", "20"] and rows["E"][6].startswith("would stop at step 10")
 
 
-def test_sections_without_controls_or_stops_say_so(plain) -> None:
-    html, _, _ = plain
+def test_sections_without_controls_or_stops_say_so(running) -> None:
+    html, _, _ = running  # two trials with rows (one running), one without: no step-0 scores, no stops
     assert "No step-0 controls in this sweep" in section_of(html, "Controls: presence vs training")
     stops = section_of(html, "Early stopping")
     assert "0 of 2 trials stopped early (none), saving 0 of 40 planned training steps" in stops

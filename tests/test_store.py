@@ -142,7 +142,7 @@ _HUGE_WRITE = textwrap.dedent(
     import numpy as np
     import pyarrow as pa
     from alignsweep.store import write_records
-    n = 6_000_000
+    n = 2_000_000  # about a second of writing after a second of checks: long enough to be caught mid-write
     const = lambda v: pa.array([v]).take(pa.array(np.zeros(n, dtype=np.int64)))
     table = pa.table({"base_model": const("m"), "method": const("lora"), "benchmark": const("safety"),
                       "category": const("S1"), "metric": pa.array(np.arange(n)).cast(pa.string()),
