@@ -186,16 +186,16 @@ def _expected_stop(screen: dict[str, Any], x: float, y: float) -> str | None:
 
 @pytest.mark.slow
 def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: None, tmp_path: Path) -> None:
-    """LoRA at a learning rate of 1e-6 leaves the tiny model's replies as they were (kept); untrained
-    P-Tuning virtual tokens alone cut refusal by tens of points (stack notes: -81 on average) (stopped)."""
+    """LoRA at a learning rate of 1e-6 leaves the tiny model's replies as they were (kept); two steps
+    at 0.1 wreck them (measured: the screened safe rate fell 64 points by step 2) (stopped)."""
     from alignsweep.analysis.views import open as open_views
     from alignsweep.engine.sweep import run_sweep
 
     spec = validate_spec({
         "name": "stop", "models": ["tiny:llama"],
-        "methods": {"lora": {"r": [4]}, "p_tuning": {"num_virtual_tokens": [4], "encoder_hidden_size": [16]}},
+        "methods": {"lora": {"r": [4]}},
         "training": {"max_steps": 4, "eval_interval": 2, "batch_size": 4, "max_examples": 48, "max_seq_length": 64,
-                     "learning_rates": [1e-6], "heldout_examples": 8},
+                     "learning_rates": [1e-6, 1e-1], "heldout_examples": 8},
         "scheduler": {"name": "alignment", "then": "none", "max_safe_rate_drop": 5, "max_bias_increase": 5,
                       "screen_fraction": 0.5, "screen_confidence_z": 0, "screen_warmup": 0, "min_bias_answers": 1},
         "evaluation": {"safety": {"limit": 2, "max_new_tokens": 8}, "fairness": {"limit": 2},
@@ -222,8 +222,8 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
             assert t["stop_reason"].startswith(expected), (t["stop_reason"], expected)
             assert t["steps"] == 2
         assert t["trainable_params"] > 0 and t["total_params"] > t["trainable_params"]
-    by_method = {t["method"]: t for t in trials}
-    assert not by_method["lora"]["stopped_early"] and by_method["p_tuning"]["stopped_early"]  # both outcomes seen
+    by_rate = {t["learning_rate"]: t for t in trials}
+    assert not by_rate[1e-6]["stopped_early"] and by_rate[1e-1]["stopped_early"]  # both outcomes seen
     # Every trial has its step-0 control fully scored; only finished trials a full last evaluation.
     controls = con.sql("SELECT trial_id, count(*) FILTER (WHERE final_step IS NOT NULL) AS finals FROM controls "
                        "WHERE benchmark = 'safety' AND category = 'overall' GROUP BY 1").to_arrow_table().to_pylist()
