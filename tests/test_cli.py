@@ -293,10 +293,10 @@ def test_pareto_formats(cli, small_sweep: Path, tmp_path: Path) -> None:
     run = cli("pareto", small_sweep, "--format", "csv")
     assert run.code == 0, run.err
     lines = run.out.splitlines()
-    assert lines[0].startswith('"trial_id","family","method"') or lines[0].startswith("trial_id,family,method")
-    assert [line.split(",")[0].strip('"') for line in lines[1:]] == ["good"]  # `worse` is dominated by `good`
+    assert lines[0].startswith('"trial_id","family","method","d_safe_rate"')
+    assert [line.split(",")[0] for line in lines[1:]] == ['"good"']  # `worse` is dominated by `good`
     run = cli("pareto", small_sweep, "--all", "--format", "csv")
-    assert [line.split(",")[0].strip('"') for line in run.out.splitlines()[1:]] == ["good", "worse"]
+    assert [line.split(",")[0] for line in run.out.splitlines()[1:]] == ['"good"', '"worse"']
     run = cli("pareto", small_sweep)  # the terminal table
     assert run.code == 0 and "Pareto front of" in run.out and "good" in run.out and "worse" not in run.out
     empty = tmp_path / "empty"
