@@ -302,3 +302,29 @@ def test_no_duplicate_keys_after_rerunning_a_sweep(tmp_path: Path) -> None:
     ).fetchall()
     assert dupes == []
     assert pd.read_parquet(tmp_path / "demo/store/trials").trial_id.is_unique
+
+
+def test_store_checks_catch_a_stray_temp_a_partial_file_and_a_duplicate_row(tmp_path: Path) -> None:
+    """tests/store_checks.py is what the fault tests trust: each kind of damage must make it fail."""
+    sweep = tmp_path / "demo"
+    build_sweep(str(sweep), families={"tiny:llama": "llama"}, methods=("lora",), configs=2, items=True)
+    assert_store_clean(sweep)
+    metrics = sweep / "store" / "metrics"
+    victim = sorted(metrics.glob("*.parquet"))[-1]
+
+    temp = metrics / f".{victim.name}.4242-0123abcd.tmp"  # what a writer killed before its rename leaves
+    temp.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(AssertionError):
+        assert_store_clean(sweep)
+    assert_store_clean(sweep, allow_stray_temps=True)  # hidden: no reader sees it
+    temp.rename(metrics / "visible.parquet.tmp")  # not the writer's name: never acceptable
+    with pytest.raises(AssertionError):
+        assert_store_clean(sweep, allow_stray_temps=True)
+    (metrics / "visible.parquet.tmp").unlink()
+
+    (metrics / "copy.parquet").write_bytes(victim.read_bytes())  # the same rows twice
+    with pytest.raises(AssertionError, match="metrics"):
+        assert_store_clean(sweep)
+    (metrics / "copy.parquet").write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a partial file
+    with pytest.raises((pa.ArrowInvalid, duckdb.Error, OSError)):
+        assert_store_clean(sweep)
