@@ -128,7 +128,8 @@ def test_recipe_change_triggers_rebuild(tmp_path, monkeypatch):
     assert reseeded != first and read_meta(reseeded)["build_id"] != build_id
 
     # A new corpus generator version is part of the recipe hash too.
-    monkeypatch.setattr("alignsweep.models.tiny.CORPUS_VERSION", "test-bump")
+    # (`TinyRecipe.recipe_hash` lives in models.recipes and reads the version imported there.)
+    monkeypatch.setattr("alignsweep.models.recipes.CORPUS_VERSION", "test-bump")
     assert tiny_path("llama", tmp_path, recipe=FAST) not in (first, reseeded)
     bumped = ensure_tiny("llama", tmp_path, recipe=FAST)
     assert bumped not in (first, reseeded)
