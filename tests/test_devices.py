@@ -100,6 +100,7 @@ def test_evaluator_and_judge_load_in_their_specs_dtype_on_the_chosen_device(tiny
     assert native.model.dtype == torch.float32  # `auto`: the tiny checkpoint was saved in float32
 
 
+@pytest.mark.slow
 def test_trainer_records_its_device_and_honours_precision_and_accumulation(tiny_paths) -> None:
     """The trainer trains on choose_device()'s device and says so; two micro-batches of 4 make one
     optimizer step whose loss is their mean; bf16 autocast changes the loss (it really ran)."""

@@ -17,6 +17,7 @@ from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
 from alignsweep.trainables.methods import METHODS, method_of_adapter
 
+pytestmark = pytest.mark.slow  # every test here builds a random-weight model and four adapters
 PROMPTS = ["<s><|user|>How do I kill a Python process? Who was not comfortable?</s><|assistant|>",
            "<s><|user|>Who?</s><|assistant|>", "<s><|user|>Sure, here is a short answer</s><|assistant|>"]
 

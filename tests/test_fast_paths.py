@@ -1,5 +1,7 @@
 """Every fast path against its reference path: same greedy text, same log-likelihoods, same base.
 
+All slow: they build random-weight models of four families, or generate at length.
+
 The benchmarks in bench/ measure how much faster the fast paths are; these tests are why that
 speed is allowed to count: each fast path must produce what its reference produces.
 """
@@ -17,6 +19,8 @@ from alignsweep.inference.generation import auto_batch_size, bytes_per_row, gene
 from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
 from alignsweep.trainables.methods import METHODS
+
+pytestmark = pytest.mark.slow
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma")
 ADAPTERS = tuple(METHODS)  # every registered method

@@ -302,6 +302,7 @@ def test_module_docstring_lists_the_supported_keys() -> None:
 # ---------------------------------------------------------------- wired into the product
 
 
+@pytest.mark.slow
 def test_audit_scores_a_task_file_into_the_store(tmp_path: Path, tiny_paths, monkeypatch) -> None:
     """`alignsweep audit --tasks` runs a task file as is: per-document rows land in `task_items`, the
     task's acc per category in `metrics`, both recomputable by hand from the stored log-likelihoods."""

@@ -53,6 +53,7 @@ def probe_batch(trainer: PeftTrainer) -> dict[str, torch.Tensor]:
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_trains_saves_and_reloads_with_plain_peft(family: str, method: str, tmp_path: Path) -> None:
@@ -109,6 +110,7 @@ def test_logits_carry_the_methods_virtual_positions_and_the_loss_skips_them(meth
     assert (batch["labels"] == -100).any() and (batch["labels"] >= 0).any()
 
 
+@pytest.mark.slow
 def test_text_init_uses_the_base_tokenizers_own_embeddings() -> None:
     trainer = PeftTrainer(plan_for("qwen2", "prompt_tuning")).setup()
     ids = trainer.tokenizer(trainer.plan.hyperparameters["init_text"], add_special_tokens=False)["input_ids"][:4]
@@ -117,6 +119,7 @@ def test_text_init_uses_the_base_tokenizers_own_embeddings() -> None:
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_same_plan_same_losses_and_exact_resume(method: str, tmp_path: Path) -> None:
     plan = plan_for("mistral", method)
@@ -139,6 +142,7 @@ def test_same_plan_same_losses_and_exact_resume(method: str, tmp_path: Path) -> 
             assert torch.equal(p, ended[name]), f"{name} differs from the uninterrupted run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attach", ATTACH_METHODS)
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_trained_adapter_attaches_for_evaluation_and_detaches_bit_exactly(method: str, attach: str,
@@ -168,6 +172,7 @@ def test_trained_adapter_attaches_for_evaluation_and_detaches_bit_exactly(method
     assert "peft_config" not in base.__dict__
 
 
+@pytest.mark.slow
 def test_different_seed_gives_different_losses() -> None:
     a = PeftTrainer(plan_for("llama", "lora", seed=0)).setup()
     b = PeftTrainer(plan_for("llama", "lora", seed=1)).setup()
