@@ -201,7 +201,7 @@ class SweepSpec(Strict):
     @field_validator("methods", mode="before")
     @classmethod
     def _methods(cls, value: Any) -> Any:
-        if isinstance(value, list):  # `methods: [lora, ia3]` → defaults for each
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):  # `methods: [lora, ia3]` → defaults
             value = {name: {} for name in value}
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
@@ -240,9 +240,18 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
     """Read, override and validate a sweep YAML; every failure is an `InputError` naming file:line."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read sweep file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    try:
+        return _load_text(path, text, overrides)
+    except RecursionError:  # `a: &x [*x]`: an alias inside its own anchor makes an endless document
+        raise InputError(f"{path}: a YAML alias refers to the node that defines it (a document without end)") from None
+
+
+def _load_text(path: Path, text: str, overrides: list[str] | None) -> SweepSpec:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)

@@ -31,7 +31,7 @@ from alignsweep.registry import Registry
 class MethodGrid(BaseModel):
     """A method's hyperparameter grid: every list field is a sweep dimension (scalars become [x])."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     #: Hyperparameter fields that are grids (swept); the others are fixed settings.
     grid_fields: ClassVar[tuple[str, ...]] = ()
     #: peft's `peft_type` of the adapters this method saves (`adapter_config.json`).
