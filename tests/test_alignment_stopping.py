@@ -487,8 +487,6 @@ def test_stopper_restores_ashas_rungs(tmp_path: Path) -> None:
     assert fresh.on_trial_result(None, late, _ok(1, 9.0)) == fresh.CONTINUE
 
 
-@pytest.mark.xfail(strict=True, reason="production: AlignmentStopper.save/restore keep only the inner scheduler's "
-                                       "state; stop_reasons and the rule's breach streaks are lost")
 def test_stopper_restores_its_own_reasons_and_breach_streaks(tmp_path: Path) -> None:
     spec, path = _stopper_with_history(tmp_path)
     restored = SCHEDULERS.get("alignment")(spec, 4)
