@@ -335,8 +335,6 @@ def test_causal_lm_table_read_from_source_equals_transformers_own() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="production: `run` starts Ray on a thread while the checks run; Ray's "
-                                       "token-authentication warning reaches stderr before the one-line error")
 @pytest.mark.parametrize("case", ["no_chat_template", "missing_dataset"])
 def test_with_ray_really_starting_bad_input_is_still_one_line(case: str, model_copy: Path, tmp_path: Path,
                                                               capfd: pytest.CaptureFixture) -> None:
