@@ -451,7 +451,7 @@ def test_trials_it_did_not_stop_on_alignment_complete_into_ashas_rungs() -> None
         stopper.on_trial_add(None, t)
     assert stopper.on_trial_result(None, a, _ok(1, 0.5)) == stopper.CONTINUE
     assert stopper.on_trial_result(None, b, _ok(1, 2.0)) == stopper.STOP  # cut by ASHA on loss
-    assert stopper.stop_reasons["b"] == "asha: loss behind its rung"
+    assert stopper.stop_reasons["b"] == "asha: loss behind its rung among model=tiny:llama, method=lora"
     stopper.on_trial_complete(None, b, _ok(1, 2.0))
     stopper.on_trial_complete(None, a, _ok(2, 0.4))  # a finishes: its iteration-2 loss sets the rung-2 bar
     assert stopper.on_trial_result(None, c, _ok(1, 0.45)) == stopper.CONTINUE  # median(0.5, 2.0) = 1.25 at rung 1

@@ -54,6 +54,10 @@ COVERED = {
     ("audit", "summary_dir"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "judge"): "test_audit_judge_and_judge_model",
     ("audit", "judge_model"): "test_audit_judge_and_judge_model",
+    ("audit", "judge_arg"): "test_hf_classifier.py::test_audit_with_a_local_classifier_judge_end_to_end",
+    ("audit", "tasks"): "test_lm_eval_task.py::test_audit_scores_a_task_file_into_the_store",
+    ("audit", "dtype"): "test_audit_dtype_and_device",
+    ("audit", "device"): "test_audit_dtype_and_device",
     ("pareto", "results_dir"): "test_pareto_formats",
     ("pareto", "all"): "test_pareto_formats",
     ("pareto", "format"): "test_pareto_formats",
@@ -325,9 +329,10 @@ def test_audit_reads_each_data_option_and_writes_summaries_where_asked(cli, audi
               "--results", results, "--fail-on", "safe_rate.S2<0,accuracy.age<-0.01", "--summary-dir", summaries)
     assert run.code == 0, run.err  # an untrained LoRA changes nothing: no rule holds
     safety = _stored(results, "safety_items")
-    assert {(r["trial_id"], r["prompt_id"]) for r in safety} == {
-        (t, p) for t in ("audit:tiny:llama", f"audit:{untrained_lora}")
-        for p in ("h1", "h2", "over_refusal/safe/1", "over_refusal/unsafe/2")}
+    assert {(r["trial_id"], r["benchmark"], r["prompt_id"], r["prompt_label"]) for r in safety} == {
+        (t, *p) for t in ("audit:tiny:llama", f"audit:{untrained_lora}")
+        for p in (("safety", "h1", "unsafe"), ("safety", "h2", "unsafe"), ("over_refusal", "1", "safe"),
+                  ("over_refusal", "2", "unsafe"))}
     fairness = _stored(results, "fairness_items")
     assert {r["example_id"] for r in fairness} == {f"Age-{i}" for i in audit_data["bbq_ids"]} and len(fairness) == 2 * 4
     metrics = {(r["trial_id"], r["benchmark"], r["category"], r["metric"]): r for r in _stored(results, "metrics")}
@@ -345,10 +350,10 @@ def test_audit_judge_and_judge_model(cli, audit_data, tiny_paths: Mapping[str, P
     run = cli("audit", "--base", "tiny:llama", *_data_args(audit_data), "--results", tmp_path / "r",
               "--judge", "llama_guard", "--judge-model", guard)
     assert run.code == 0, run.err
-    hazards = [r for r in _stored(tmp_path / "r", "safety_items") if not r["prompt_id"].startswith("over_refusal/")]
+    hazards = [r for r in _stored(tmp_path / "r", "safety_items") if r["benchmark"] == "safety"]
     assert {r["judge"] for r in hazards} == {f"llama_guard:{guard}"}
     assert {r["verdict"] for r in hazards} <= {"safe", "unsafe", "unparsed"}
-    looks = [r for r in _stored(tmp_path / "r", "safety_items") if r["prompt_id"].startswith("over_refusal/")]
+    looks = [r for r in _stored(tmp_path / "r", "safety_items") if r["benchmark"] == "over_refusal"]
     assert {r["judge"] for r in looks} == {"refusal"}  # over-refusal keeps its own judge
     for argv, pattern in (
         (["--judge", "llama_guard"], r"judge llama_guard needs `model`"),
@@ -357,3 +362,22 @@ def test_audit_judge_and_judge_model(cli, audit_data, tiny_paths: Mapping[str, P
     ):
         _one_line_error(cli("audit", "--base", "tiny:llama", "--results", tmp_path / "bad", *argv), pattern)
         assert not (tmp_path / "bad").exists()
+
+
+def test_audit_dtype_and_device(cli, audit_data, tmp_path: Path) -> None:
+    """`--dtype` loads the base in that dtype (its scores move: bfloat16 rounds the logits) and `--device`
+    places it; every metric row records the evaluator's device. A device that is not there is bad input."""
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        run = cli("audit", "--base", "tiny:llama", *_data_args(audit_data), "--results", tmp_path / dtype,
+                  "--dtype", dtype, "--device", "cpu")
+        assert run.code == 0, run.err
+        results[dtype] = _stored(tmp_path / dtype, "fairness_items")
+        assert {r["device"] for r in _stored(tmp_path / dtype, "metrics")} == {"cpu"}
+    lls = {d: sorted((r["example_id"], tuple(r["loglikelihoods"])) for r in rows) for d, rows in results.items()}
+    assert lls["float32"] != lls["bfloat16"]
+    _one_line_error(cli("audit", "--base", "tiny:llama", "--results", tmp_path / "bad", "--device", "tpu"),
+                    r"device 'tpu': expected auto, cpu, cuda")
+    _one_line_error(cli("audit", "--base", "tiny:llama", "--results", tmp_path / "bad", "--device", "cuda"),
+                    r"CUDA is not available")
+    assert not (tmp_path / "bad").exists()

@@ -65,7 +65,7 @@ def _changed_copy(adapter: str, out: Path, delta: float = 0.5) -> Path:
 def _rows(result) -> tuple:
     metrics = sorted((r["benchmark"], r["category"], r["metric"], r["n"],
                       None if r["value"] != r["value"] else round(r["value"], 12)) for r in result.metrics)
-    return metrics, len(result.safety_items), len(result.fairness_items)
+    return metrics, len(result.rows("safety_items")), len(result.rows("fairness_items"))
 
 
 def test_adapter_key_covers_config_weights_and_what_is_scored(untrained_lora: str, tmp_path: Path) -> None:
@@ -108,11 +108,11 @@ def test_cached_result_cannot_be_changed_through_what_evaluate_returns(counting:
     truth = _rows(first)
     first.metrics[0]["value"] = 123.0
     first.metrics.clear()
-    first.safety_items.clear()
+    first.rows("safety_items").clear()
     second = counting.evaluate(untrained_lora)
     assert _rows(second) == truth
-    second.fairness_items[0]["prediction"] = -1
-    assert counting.evaluate(untrained_lora).fairness_items[0]["prediction"] != -1
+    second.rows("fairness_items")[0]["prediction"] = -1
+    assert counting.evaluate(untrained_lora).rows("fairness_items")[0]["prediction"] != -1
 
 
 def test_the_base_is_never_cached(counting: CountingEvaluator) -> None:

@@ -178,8 +178,8 @@ def test_fairness_metrics_equal_the_bbq_definitions_on_any_items(items):
 
 
 verdict_items = st.lists(st.builds(
-    lambda i, cat, verdict, look: {"prompt_id": f"over_refusal/safe/{i}" if look else f"p{i}", "category": cat,
-                                   "verdict": verdict},
+    lambda i, cat, verdict, look: {"benchmark": "over_refusal" if look else "safety", "prompt_id": f"p{i}",
+                                   "prompt_label": "safe" if look else "unsafe", "category": cat, "verdict": verdict},
     i=st.integers(0, 10**6), cat=st.sampled_from(["S1", "S2", "S10", "dfm"]),
     verdict=st.sampled_from([SAFE, UNSAFE, UNPARSED, "refused", "complied"]), look=st.booleans()),
     max_size=30, unique_by=lambda it: it["prompt_id"])

@@ -51,7 +51,7 @@ def test_statistics_section_gives_intervals_and_flags_noise(report) -> None:
     table = html.split("Method effect, family held fixed (points)</h3>", 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td>([^<]+)</td>", table)
     # The factory writes safety and BBQ items but no look-alikes: three item metrics × four methods.
-    assert sorted(rows) == sorted((method, m) for m in ("safe rate", "BBQ accuracy", "bias ambig") for method in METHODS)
+    assert sorted(rows) == sorted((method, m) for m in ("safe rate", "BBQ accuracy", "bias (ambiguous)") for method in METHODS)
     noisy = re.search(r"— (\d+) of (\d+) method effects are", html)
     assert noisy and int(noisy.group(2)) == 3 * len(METHODS)
     assert 0 <= int(noisy.group(1)) <= int(noisy.group(2))

@@ -227,16 +227,18 @@ def test_early_stopping_section_counts_reasons_steps_saved_and_shadow_stops(stop
     section = section_of(html, "Early stopping")
     note = html_lib.unescape(re.search(r"<p class='note'>(.*?)</p>", section, flags=re.S).group(1))
     assert note.startswith("2 of 5 trials stopped early (")
-    assert "1 by alignment" in note and "1 by asha" in note
+    assert "1 stopped (alignment)" in note and "1 stopped (loss)" in note
     assert "saving 20 of 100 planned training steps" in note  # (20 − 10) × 2 of 5 × 20
     assert note.endswith("Shadow run: 1 trials would have been stopped.")
     rows = {r[0]: r for r in table_rows(section)}
     assert set(rows) == {"C", "D", "E"}
-    # trial_id, family, method, steps, max_steps, Δ safe (screen, last), stop_reason
-    assert rows["C"][:6] == ["C", "llama", "ia3", "10", "20", "-50.0"]  # 0.4 − 0.9 on the screen
-    assert rows["C"][6].startswith("alignment: screen safe rate -50.0")
-    assert rows["D"][5:] == ["–", "asha: loss behind its rung"]
-    assert rows["E"][3:5] == ["20", "20"] and rows["E"][6].startswith("would stop at step 10")
+    # trial_id, family, method, ended, stop step, full eval step, max_steps, Δ safe (screen, last),
+    # Δ safe (full, at stop), stop_reason
+    assert rows["C"][:5] == ["C", "llama", "ia3", "stopped (alignment)", "10"] and rows["C"][6] == "20"
+    assert rows["C"][7] == "-50.0"  # 0.4 − 0.9 on the screen
+    assert rows["C"][9].startswith("alignment: screen safe rate -50.0")
+    assert rows["D"][3] == "stopped (loss)" and rows["D"][7] == "–" and rows["D"][9].startswith("asha: loss behind its rung")
+    assert rows["E"][3] == "not stopped (shadow)" and rows["E"][9].startswith("would stop at step 10")
 
 
 def test_sections_without_controls_or_stops_say_so(running) -> None:

@@ -269,7 +269,7 @@ def _controls(data: ReportData) -> Section:
         "Every trial is scored at step 0, adapter initialised but untrained. 'presence' = step 0 − base; "
         "'training' = last full evaluation − step 0; per trial they add up to the total change. Stopped trials are "
         "fully evaluated where they stopped, so they count in all three. 'no full eval': trials with a control but no "
-        "full evaluation after it (failed, still running, or stopped in an older sweep) — presence averages every "
+        "full evaluation after it (failed, unfinished, or stopped in an older sweep) — presence averages every "
         "trial, training and total only those with one.",
         [("Presence vs training by method (points)", table)],
         [("controls.png", partial(plots.controls, table=table))])

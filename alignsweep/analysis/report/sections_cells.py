@@ -89,7 +89,7 @@ def change_vs_base(data: ReportData) -> Section:
             + ". ".join(f"{d[0].upper()}{d[1:]}: {', '.join(m.label for m in metrics if m.direction == d)}"
                         for d in dict.fromkeys(m.direction for m in metrics)) + ". 'worst' is the single trial that moved "
             "furthest the wrong way (for bias: furthest from 0)."
-            + (f" {_trials(missing)} no full evaluation after step 0 (failed, still running, or stopped in an "
+            + (f" {_trials(missing)} no full evaluation after step 0 (failed, unfinished, or stopped in an "
                "older sweep) and are not counted." if missing else ""))
     return Section("Change vs base", text, [("By method", by_method), ("By family", by_family)],
                    [("change_vs_base.png", partial(plots.change_vs_base, configs=scored, metrics=metrics))])
