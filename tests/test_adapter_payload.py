@@ -80,7 +80,8 @@ def test_paths_are_no_longer_accepted_for_scoring() -> None:
         with attached(torch.nn.Linear(1, 1), "/a/trial/scratch/dir"):  # type: ignore[arg-type]
             pass
     with pytest.raises(TypeError, match="AdapterPayload"):
-        score_checkpoint("tiny:llama", "/a/trial/scratch/dir", "t", 1, "s", "/r", method="lora")  # type: ignore[arg-type]
+        score_checkpoint("tiny:llama", "/a/trial/scratch/dir", "t", 1, "s", "/r",  # type: ignore[arg-type]
+                         method="lora")
 
 
 @pytest.mark.parametrize("attach", ["hot_swap", "reference"])

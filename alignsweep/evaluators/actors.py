@@ -4,7 +4,8 @@ Why actors: a base model is loaded once per actor instead of once per checkpoint
 (possibly a GPU-hungry guard model) serves every trial, batching their requests and caching verdicts.
 The driver calls `start_evaluators` before the trials; a trial calls `score_checkpoint`, which finds
 the actors by name and hands them the adapter by content (an `AdapterPayload` in Ray's object store),
-never by a path: the evaluator usually runs on another host than the trial that saved it. Driver-owned named actors die with the driver, so nothing outlives a sweep.
+never by a path: the evaluator usually runs on another host than the trial that saved it.
+Driver-owned named actors die with the driver, so nothing outlives a sweep.
 """
 
 from __future__ import annotations

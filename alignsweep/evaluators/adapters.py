@@ -18,10 +18,11 @@ Two ways to attach (`method=`):
   exit: every checkpoint rebuilds and re-injects the adapter modules.
 - `hot_swap` (default): consecutive checkpoints of one trial (and every trial of one method) share
   an adapter config, so the injected modules are kept between requests and only their weights are
-  swapped in (parsed from the payload's bytes; peft's `set_peft_model_state_dict`, what
-  `from_pretrained` does after building, where no direct copy applies). Between requests the adapter layers are disabled and peft's attributes
-  are taken off the base, so the base computes exactly its loaded function; a checkpoint with
-  another config first takes the old adapter off completely.
+  swapped in (parsed from the payload's bytes, copied into the kept parameters, else peft's
+  `set_peft_model_state_dict`, what `from_pretrained` does after building). Between requests the
+  adapter layers are disabled and peft's attributes are taken off the base, so the base computes
+  exactly its loaded function; a checkpoint with another config first takes the old adapter off
+  completely.
 """
 
 from __future__ import annotations

@@ -99,9 +99,8 @@ class Evaluator:
         # their step-0 control (same seed, same initialisation), so it is scored once.
         self._cache: dict[str, EvalResult] = {}
 
-    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None,
-                 full: bool = True) -> EvalResult:
-        """Score the base (or base + adapter, handed over by content). `screen`: also report the fixed stratified subset's
+    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
+        """Score the base (or base + adapter). `screen`: also report the fixed stratified subset's
         metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
         if not full and screen is None:
             raise ValueError("a screen-only evaluation needs a screen fraction")
