@@ -56,12 +56,13 @@ def tiny_paths() -> Mapping[str, Path]:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """`<repo>/../shared/data` (real public benchmark files); skipped when absent, except in CI.
+    """`<repo>/../shared/data` (real public benchmark files; `$ALIGNSWEEP_SHARED_DATA` elsewhere, e.g. from a
+    git worktree); skipped when absent, except in CI.
 
     `.ci/run` sets ALIGNSWEEP_REQUIRE_SHARED_DATA=1, under which a missing folder fails the test
     instead of skipping it, so CI never passes by silently skipping the real-data tests.
     """
-    path = REPO_ROOT.parent / "shared" / "data"
+    path = Path(os.environ.get("ALIGNSWEEP_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
     if not path.is_dir():
         if os.environ.get("ALIGNSWEEP_REQUIRE_SHARED_DATA") == "1":
             pytest.fail(f"shared data required but missing: {path}")

@@ -74,3 +74,57 @@ def test_ray_assignment_reaches_the_choice() -> None:
     assert {ids for _, ids, _ in w} == {("0",), ("1",)}  # … and they are different GPUs
     assert h[0][1] == h[1][1] and len(h[0][1]) == 1 and [d for d, _, _ in h] == ["cuda:0", "cuda:0"]
     assert n[0] == "cpu" and n[1] == ()
+
+
+# ---------------------------------------------------------------- settings reach every load
+
+
+def test_evaluator_and_judge_load_in_their_specs_dtype_on_the_chosen_device(tiny_paths) -> None:
+    """A base declared bfloat16 is evaluated in bfloat16, a guard judge keeps its checkpoint's dtype unless
+    its spec says otherwise, and both land on the device the rule chose (the CPU here)."""
+    import torch
+
+    from alignsweep.evaluators.config import EvaluationSpec
+    from alignsweep.evaluators.evaluate import Evaluator
+    from alignsweep.evaluators.judges import JudgeSpec, build_judge
+    from alignsweep.models.loading import LoadOptions
+
+    spec = EvaluationSpec.model_validate({"safety": {"limit": 1}, "fairness": {"limit": 1},
+                                          "over_refusal": {"enabled": False}, "utility": {"enabled": False}})
+    ev = Evaluator(spec, str(tiny_paths["llama"]), judge=lambda pairs: [], judge_name="none",
+                   options=LoadOptions(dtype="bfloat16"))
+    assert ev.model.dtype == torch.bfloat16 and ev.model.device.type == "cpu" and ev.device == "cpu"
+    guard = build_judge(JudgeSpec(name="llama_guard", model=str(tiny_paths["llama"]), dtype="float16"))
+    assert guard.model.dtype == torch.float16 and guard.device == "cpu"
+    native = build_judge(JudgeSpec(name="llama_guard", model=str(tiny_paths["llama"])))
+    assert native.model.dtype == torch.float32  # `auto`: the tiny checkpoint was saved in float32
+
+
+def test_trainer_records_its_device_and_honours_precision_and_accumulation(tiny_paths) -> None:
+    """The trainer trains on choose_device()'s device and says so; two micro-batches of 4 make one
+    optimizer step whose loss is their mean; bf16 autocast changes the loss (it really ran)."""
+    from alignsweep.spec.config import validate_spec
+    from alignsweep.spec.plan import expand_trials
+    from alignsweep.trainables.plan import TrialPlan
+    from alignsweep.trainables.trainer import PeftTrainer
+
+    def plan(**training) -> TrialPlan:
+        spec = validate_spec({"name": "t", "models": ["tiny:llama"], "methods": {"lora": {"r": [4]}},
+                              "training": {"max_steps": 2, "learning_rates": [1e-3], "batch_size": 4,
+                                           "max_examples": 64, "max_seq_length": 64, "heldout_examples": 0,
+                                           **training}})
+        (one,) = expand_trials(spec)
+        return one
+
+    plain = PeftTrainer(plan()).setup()
+    assert plain.device == "cpu" and plain.device_name == "cpu"
+    micro = [plain.batch_for_step(i) for i in range(2)]
+    accumulated = PeftTrainer(plan(gradient_accumulation_steps=2)).setup()
+    first = [accumulated.model(**b).loss.item() for b in micro]  # before any step: the two micro-losses
+    loss = accumulated.train_step()
+    assert loss == pytest.approx(sum(first) / 2, rel=1e-5) and accumulated.state.step == 1
+    assert accumulated.state.steps_per_epoch == -(-len(accumulated.examples) // 8)
+    fp32, bf16 = PeftTrainer(plan()).setup(), PeftTrainer(plan(precision="bf16")).setup()
+    assert fp32.train_step() != bf16.train_step()
+    with pytest.raises(InputError, match="fp16 needs a GPU"):
+        PeftTrainer(plan(precision="fp16")).setup()

@@ -14,6 +14,7 @@ from alignsweep.evaluators.actors import JudgeService, judge_actor_class, score_
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.evaluators.judges import JudgeSpec
+from alignsweep.models.loading import LoadOptions
 
 
 def test_judge_service_batches_concurrent_requests_and_caches():
@@ -50,7 +51,7 @@ def test_score_checkpoint_end_to_end(ray_local, tmp_path):
     adapter = AdapterPayload.read(save_adapter(base, tmp_path / "lora", "lora"))
     spec = EvaluationSpec.model_validate({
         "safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 2}, "over_refusal": {"limit": 1}})
-    handles = start_evaluators(spec, [str(base)], "t-sweep", str(tmp_path / "results"))
+    handles = start_evaluators(spec, {str(base): LoadOptions()}, "t-sweep", str(tmp_path / "results"))
     sweep_dir = str(tmp_path / "results" / "t-sweep")
     flat = score_checkpoint(str(base), adapter, "trial-1", 2, "t-sweep", sweep_dir, method="lora")
     base_flat = score_checkpoint(str(base), None, "base-1", 0, "t-sweep", sweep_dir)
@@ -80,7 +81,7 @@ def test_shared_evaluator_actor_holds_every_base_and_scores_like_a_pool_per_base
     for layout, pool in (("per-base", {}), ("shared", {"shared_actors": 1})):
         spec = EvaluationSpec.model_validate({**common, "evaluators": pool})
         sweep, sweep_dir = f"t-{layout}", str(tmp_path / layout / f"t-{layout}")
-        handles = start_evaluators(spec, [str(b) for b in bases], sweep, sweep_dir)
+        handles = start_evaluators(spec, {str(b): LoadOptions() for b in bases}, sweep, sweep_dir)
         try:
             scores[layout] = {base: score_checkpoint(base, adapter, f"{Path(base).name}-trial", 1, sweep, sweep_dir,
                                                      method="lora")

@@ -162,7 +162,7 @@ def _start_evaluators(spec: SweepSpec, eval_spec: Any, sweep_dir: str) -> Any:
     from alignsweep.evaluators.actors import start_evaluators
 
     # wait=False: trials start training while the actors load (slots would otherwise idle meanwhile)
-    return start_evaluators(eval_spec, [m.ref for m in spec.models], spec.name, sweep_dir, wait=False)
+    return start_evaluators(eval_spec, {m.ref: m.load_options() for m in spec.models}, spec.name, sweep_dir, wait=False)
 
 
 def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
@@ -172,9 +172,10 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
 
     trial_id = base_trial_id(model_ref)
     t0 = time.time()
-    score_checkpoint(base_model=model_ref, adapter=None, trial_id=trial_id, method="base", step=0,
-                     sweep=spec.name, results_dir=sweep_dir, screen=_screen(spec))
-    write_records(sweep_dir, "trials", [base_trial_row(spec.name, model_ref, time.time() - t0)], trial_id=trial_id)
+    scores = score_checkpoint(base_model=model_ref, adapter=None, trial_id=trial_id, method="base", step=0,
+                              sweep=spec.name, results_dir=sweep_dir, screen=_screen(spec))
+    row = base_trial_row(spec.name, model_ref, time.time() - t0, device=scores.get("evaluator_device"))
+    write_records(sweep_dir, "trials", [row], trial_id=trial_id)
 
 
 def _screen(spec: SweepSpec) -> float | None:

@@ -26,7 +26,8 @@ def base_trial_id(model_ref: str) -> str:
     return f"{model_short_name(model_ref)}-base"
 
 
-def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
+def base_trial_row(sweep: str, model_ref: str, wall_s: float, device: str | None = None) -> dict[str, Any]:
+    """A base model's `trials` row; `device` is where its evaluator ran (a base is scored, not trained)."""
     return {
         "trial_id": base_trial_id(model_ref),
         "sweep": sweep,
@@ -39,6 +40,7 @@ def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
         "stop_step": 0,
         "steps": 0,
         "wall_s": wall_s,
+        "device": device,
     }
 
 
@@ -83,6 +85,7 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
         "train_loss": result.get("loss"),
         "wall_s": wall_s,
         "checkpoint": checkpoint,
+        "device": result.get("device"),
         "error": error,
         "learning_rate": plan["learning_rate"],
         "epochs": plan.get("epochs"),
@@ -98,6 +101,17 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
     return row
 
 
+def checkpoint_uri(checkpoint: Any) -> str | None:
+    """A local path as is; on object storage Tune's path has no scheme (`bucket/key`), so add it back."""
+    if checkpoint is None:
+        return None
+    kind = getattr(getattr(checkpoint, "filesystem", None), "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{_SCHEMES.get(kind, kind)}://{checkpoint.path}"
+
+
+_SCHEMES = {"gcs": "gs"}  # pyarrow's file system name → its URI scheme, where they differ
+
+
 class TrialsTableCallback(Callback):
     """Tune callback keeping each trial's `trials` row current."""
 
@@ -111,7 +125,7 @@ class TrialsTableCallback(Callback):
         if plan is None:
             return
         start = self.started.setdefault(trial.trial_id, time.time())
-        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
+        checkpoint = checkpoint_uri(trial.checkpoint)
         row = trial_row(plan, status, trial.last_result, checkpoint, error, time.time() - start,
                         self.stop_reasons.get(plan["variant_id"]))
         write_records(self.sweep_dir, "trials", [row], trial_id=plan["variant_id"])

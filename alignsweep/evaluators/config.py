@@ -7,6 +7,7 @@ give judges a (fractional) GPU here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,12 +21,17 @@ DEFAULT_BBQ_CONTINUATION = " {answer}"
 
 
 def _data_source(value: str) -> str:
-    """`bundled`, `hf:<id>[:<split>]`, or an existing local path (checked now, not mid-sweep)."""
+    """`bundled`, `hf:<id>[:<split>]`, or a local path, made absolute against the working directory.
+
+    Whether the path exists is checked by the pre-run checks (`spec.preflight`), not here: a spec must
+    validate (and `--dry-run` print its plan) on a machine that has not downloaded the data yet. The
+    path is made absolute now so every process (Ray actors on other nodes included) reads the same file.
+    """
     if value == "bundled" or value.startswith("hf:"):
         return value
-    if not Path(value).expanduser().exists():
-        raise ValueError(f"data {value!r}: no such file or directory")
-    return value
+    if not value.strip():
+        raise ValueError("data source is empty (give bundled, hf:<id>, or a path)")
+    return os.path.abspath(os.path.expanduser(value))
 
 
 class Resources(Strict):
@@ -96,6 +102,9 @@ class OverRefusalSpec(Strict):
     data: str = "bundled"
     limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
     judge: JudgeSpec = Field(default_factory=JudgeSpec)  # decides "refused" (refusal) or "unsafe" (a guard)
+    # What this judge's own actor asks (when it is not the safety judge): default `safety.judge_resources`.
+    # The refusal-phrase matcher loads no model, so `{gpu: 0}` spares a GPU beside a guard model.
+    judge_resources: Resources | None = None
 
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 
@@ -162,7 +171,11 @@ class EvaluationSpec(Strict):
     @model_validator(mode="after")
     def _remember_cwd(self) -> "EvaluationSpec":
         if self.tasks and self.tasks_cwd is None:
-            import os
-
             object.__setattr__(self, "tasks_cwd", os.getcwd())
         return self
+
+    def judge_resources(self, role: str) -> Resources:
+        """What the judge actor of `role` (`safety` | `over_refusal`) asks of Ray."""
+        if role == "over_refusal" and self.over_refusal.judge_resources is not None:
+            return self.over_refusal.judge_resources
+        return self.safety.judge_resources

@@ -19,6 +19,7 @@ from alignsweep.evaluators.judges import Verdict
 from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.evaluators.records import persist
 from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
+from alignsweep.models.loading import LoadOptions
 
 JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
 
@@ -34,10 +35,12 @@ class EvalResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # benchmark, category, metric, value, n
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item table → rows
     seconds: float = 0.0
+    device: str | None = None  # where the evaluator ran
 
     def copy(self) -> "EvalResult":
         return EvalResult([dict(r) for r in self.metrics],
-                          {table: [dict(r) for r in rows] for table, rows in self.items.items()}, self.seconds)
+                          {table: [dict(r) for r in rows] for table, rows in self.items.items()}, self.seconds,
+                          self.device)
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         return self.items.get(table, [])
@@ -80,15 +83,19 @@ class Evaluator:
     without an adapter."""
 
     def __init__(self, spec: EvaluationSpec, base_model: str, *, judge: JudgeFn, judge_name: str,
-                 over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal") -> None:
-        from alignsweep.models.loading import load_model, load_tokenizer
+                 over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal",
+                 options: LoadOptions = LoadOptions(), device: str | None = None) -> None:
+        from alignsweep.models.devices import choose_device, describe
+        from alignsweep.models.loading import load_tokenizer, load_with
         from alignsweep.models.refs import resolve_model
 
         self.spec = spec
         self.base_model = base_model
         path = resolve_model(base_model).path
-        self.model = load_model(path)
-        self.tokenizer = load_tokenizer(path)
+        device = device or choose_device()
+        self.device = describe(device)  # stored with every metric this evaluator computes
+        self.model = load_with(path, options, device=device)
+        self.tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code)
         self.judges = {"safety": (judge, judge_name),
                        "over_refusal": (over_refusal_judge or judge,
                                         over_refusal_judge_name if over_refusal_judge else judge_name)}
@@ -142,6 +149,7 @@ class Evaluator:
                     screen_rows += benchmark.summarise(subset) if subset else []
         result.metrics += as_screen(screen_rows)
         result.seconds = time.perf_counter() - start
+        result.device = self.device
         return result
 
     def _responder(self, model: Any) -> Callable[[Sequence[str]], list[str]]:
@@ -186,6 +194,8 @@ def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: i
                  method: str) -> None:
     """Write metrics and items of one (trial, step): one file per table."""
     metrics = [{**row, "base_model": base_model, "method": method} for row in result.metrics]
+    for row in metrics:
+        row.setdefault("device", result.device)
     persist(results_dir, "metrics", metrics, trial_id=trial_id, step=step)
     for table, rows in result.items.items():
         if rows:

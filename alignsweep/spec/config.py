@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alignsweep.errors import InputError
+from alignsweep.models.loading import LoadOptions
 from alignsweep.options import Strict
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
@@ -33,6 +34,10 @@ class ModelSpec(Strict):
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                           allow_unsafe_weights=self.allow_unsafe_weights)
 
     @field_validator("ref")
     @classmethod
@@ -57,6 +62,11 @@ class TrainingSpec(Strict):
     warmup_steps: int = Field(default=0, ge=0)
     heldout_examples: int = Field(default=32, ge=0, description="tuning examples held out for the utility loss")
     control_eval: bool = Field(default=True, description="score each adapter at step 0, untrained: the control")
+    # Accelerate: mixed precision of the forward/backward (weights stay in the model's dtype), optimizer
+    # steps of several micro-batches, and activation recomputation to fit long sequences.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="micro-batches per optimizer step")
+    gradient_checkpointing: bool = False
 
     _lists = field_validator("epochs", "max_steps", "learning_rates", "seeds", mode="before")(
         classmethod(lambda cls, v: _as_list(v))

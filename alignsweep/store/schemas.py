@@ -52,6 +52,7 @@ _TRIALS = pa.schema(
         pa.field("train_loss", pa.float64()),
         pa.field("wall_s", pa.float64()),
         pa.field("checkpoint", pa.string()),
+        pa.field("device", pa.string()),  # where it trained: cpu, or `cuda:0 NVIDIA H200`
         pa.field("error", pa.string()),
         *HYPERPARAMETER_FIELDS,
     ]
@@ -68,6 +69,7 @@ _METRICS = pa.schema(
         pa.field("metric", pa.string(), nullable=False),  # safe_rate, accuracy_ambig, bias_disambig, …
         pa.field("value", pa.float64()),  # null/NaN where undefined (e.g. no non-unknown answers)
         pa.field("n", pa.int64()),  # items the value is computed from
+        pa.field("device", pa.string()),  # where the evaluator ran (cpu, `cuda:0 NVIDIA H200`); null for the trial's own
     ]
 )
 
@@ -127,7 +129,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
     TASK_ITEMS: _TASK_ITEMS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 3, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 4, METRICS: 2, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file

@@ -112,6 +112,7 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "variant_id": plan.variant_id,
                 "train_wall_s": time.time() - started,
                 "node_id": _node_id(),
+                "device": trainer.device_name,
                 "full_evaluation": full,
                 **{row["metric"]: row["value"] for row in utility},
             }

@@ -43,7 +43,7 @@ def write_report(results_dir: str, out_dir: str | None = None, *, console: Conso
     data = load(results_dir, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    console = console or Console(width=None if sys.stdout.isatty() else 160, emoji=False)
     sections = build_sections(data, seed)
     result = ReportResult(out / "report.html")
     for section in sections:
