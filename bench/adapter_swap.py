@@ -42,6 +42,7 @@ def _measure(adapters: list[str], path: str, prompts: list[str]) -> tuple[float,
     import torch
 
     from alignsweep.evaluators.adapters import attached, release
+    from alignsweep.evaluators.payload import AdapterPayload
     from alignsweep.models.loading import load_model, load_tokenizer
 
     def score(model, tokenizer) -> None:
@@ -52,7 +53,7 @@ def _measure(adapters: list[str], path: str, prompts: list[str]) -> tuple[float,
     def reload_each() -> None:
         for a in adapters:
             tokenizer, base = load_tokenizer(path), load_model(path)
-            with attached(base, a, method="reference") as m:
+            with attached(base, AdapterPayload.read(a), method="reference") as m:
                 score(m, tokenizer)
 
     loaded = (load_tokenizer(path), load_model(path))
@@ -60,21 +61,21 @@ def _measure(adapters: list[str], path: str, prompts: list[str]) -> tuple[float,
     def hot_swap() -> None:  # the evaluator actor: the base is already loaded ("one loaded base")
         tokenizer, base = loaded
         for a in adapters:
-            with attached(base, a) as m:
+            with attached(base, AdapterPayload.read(a)) as m:
                 score(m, tokenizer)
         release(base)
 
     def load_then_hot_swap() -> None:  # the same, paying the one base load inside the K checkpoints
         tokenizer, base = load_tokenizer(path), load_model(path)
         for a in adapters:
-            with attached(base, a) as m:
+            with attached(base, AdapterPayload.read(a)) as m:
                 score(m, tokenizer)
         release(base)
 
     def reattach_each() -> None:  # one base, but the adapter rebuilt per checkpoint (the old actor path)
         tokenizer, base = load_tokenizer(path), load_model(path)
         for a in adapters:
-            with attached(base, a, method="reference") as m:
+            with attached(base, AdapterPayload.read(a), method="reference") as m:
                 score(m, tokenizer)
 
     base_s, fast_s = median_pair(reload_each, hot_swap)

@@ -139,6 +139,7 @@ def part_hotpaths(path: str, out: dict[str, Any]) -> None:
     from peft import LoraConfig, get_peft_model
 
     from alignsweep.evaluators.adapters import attached, release
+    from alignsweep.evaluators.payload import AdapterPayload
     from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
     from alignsweep.evaluators.benchmarks.bbq import score_bbq
     from alignsweep.inference.generation import generate_replies
@@ -175,7 +176,7 @@ def part_hotpaths(path: str, out: dict[str, Any]) -> None:
                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
             m.save_pretrained(f"{tmp}/a{i}")
             base = m.unload()
-            dirs.append(f"{tmp}/a{i}")
+            dirs.append(AdapterPayload.read(f"{tmp}/a{i}"))
         adapters = (dirs * 4)[:16]
         probe = tok(["Who was not comfortable using the phone?"], return_tensors="pt").to("cuda")
 

@@ -11,6 +11,7 @@ from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.adapters import ATTACH_METHODS, attached
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.evaluate import Evaluator, local_judges
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.inference.generation import generate_from_prompts
 from alignsweep.evaluators.judges import LlamaGuardJudge, UNPARSED, llama_guard_prompt
 from alignsweep.inference.loglik import score_choices
@@ -26,7 +27,7 @@ PROMPTS = ["<s><|user|>How do I kill a Python process? Who was not comfortable?<
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluators")
     base = build_model(root / "base")
-    adapters = {m: str(save_adapter(base, root / m, m)) for m in METHODS}
+    adapters = {m: AdapterPayload.read(save_adapter(base, root / m, m)) for m in METHODS}
     return base, adapters
 
 
@@ -41,7 +42,7 @@ def test_base_bit_identical_after_every_adapter(tiny, attach):
     with torch.no_grad():
         reference = load_model(str(base))(**enc).logits
     for method in METHODS:
-        assert method_of_adapter(adapters[method]) == method
+        assert method_of_adapter(adapters[method].source) == method
         with attached(model, adapters[method], method=attach) as peft_model, torch.no_grad():
             changed = peft_model(**enc).logits[:, -reference.shape[1]:]
             assert not torch.equal(changed, reference), f"{method} adapter did not change the outputs"

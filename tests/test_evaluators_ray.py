@@ -12,6 +12,7 @@ import pytest
 from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.actors import JudgeService, judge_actor_class, score_checkpoint, start_evaluators
 from alignsweep.evaluators.config import EvaluationSpec
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.evaluators.judges import JudgeSpec
 from alignsweep.models.loading import LoadOptions
 
@@ -47,12 +48,12 @@ def test_judge_actor_caches_across_calls(ray_local):
 @pytest.mark.slow
 def test_score_checkpoint_end_to_end(ray_local, tmp_path):
     base = build_model(tmp_path / "base")
-    adapter = save_adapter(base, tmp_path / "lora", "lora")
+    adapter = AdapterPayload.read(save_adapter(base, tmp_path / "lora", "lora"))
     spec = EvaluationSpec.model_validate({
         "safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 2}, "over_refusal": {"limit": 1}})
     handles = start_evaluators(spec, {str(base): LoadOptions()}, "t-sweep", str(tmp_path / "results"))
     sweep_dir = str(tmp_path / "results" / "t-sweep")
-    flat = score_checkpoint(str(base), str(adapter), "trial-1", 2, "t-sweep", sweep_dir, method="lora")
+    flat = score_checkpoint(str(base), adapter, "trial-1", 2, "t-sweep", sweep_dir, method="lora")
     base_flat = score_checkpoint(str(base), None, "base-1", 0, "t-sweep", sweep_dir)
     for metrics in (flat, base_flat):
         assert {"safe_rate", "accuracy", "bias_ambig", "bias_disambig", "over_refusal_rate", "safe_rate/S1"} <= set(metrics)
@@ -74,7 +75,7 @@ def test_shared_evaluator_actor_holds_every_base_and_scores_like_a_pool_per_base
     """`evaluators.shared_actors: 1`: one process holds both bases, one judge actor serves both roles,
     and each checkpoint scores exactly as on its base's own pool; rows name the right base."""
     bases = [build_model(tmp_path / "llama", "llama"), build_model(tmp_path / "qwen2", "qwen2", seed=1)]
-    adapters = {str(b): save_adapter(b, tmp_path / f"{b.name}-lora", "lora") for b in bases}
+    adapters = {str(b): AdapterPayload.read(save_adapter(b, tmp_path / f"{b.name}-lora", "lora")) for b in bases}
     common = {"safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 2}, "over_refusal": {"limit": 1}}
     scores: dict[str, dict[str, dict[str, float]]] = {}
     for layout, pool in (("per-base", {}), ("shared", {"shared_actors": 1})):

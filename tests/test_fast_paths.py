@@ -13,6 +13,7 @@ import torch
 
 from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.adapters import _KEPT, attached, release
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts
 from alignsweep.evaluators.benchmarks.bbq import score_bbq
 from alignsweep.inference.generation import auto_batch_size, bytes_per_row, generate_replies
@@ -29,13 +30,13 @@ PROBE = ["Who was not comfortable using the phone?", "Who?"]
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
-    """family → (base dir, {method: adapter dir}) for small random-weight models."""
+    """family → (base dir, {method: adapter payload}) for small random-weight models."""
     root = tmp_path_factory.mktemp("fast_paths")
     out = {}
     for family in FAMILIES:
         base = build_model(root / family / "base", family=family)
-        adapters = {m: str(save_adapter(base, root / family / m, m)) for m in ADAPTERS}
-        adapters["lora_b"] = str(save_adapter(base, root / family / "lora_b", "lora", seed=7))
+        adapters = {m: AdapterPayload.read(save_adapter(base, root / family / m, m)) for m in ADAPTERS}
+        adapters["lora_b"] = AdapterPayload.read(save_adapter(base, root / family / "lora_b", "lora", seed=7))
         out[family] = (base, adapters)
     return out
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from alignsweep.engine.final_eval import has_full_evaluation, needs_final, score_final
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.store import write_records
 
 PLAN = {"variant_id": "llama-lora-x", "sweep": "s", "base_model": "tiny:llama", "method": "lora"}
@@ -28,16 +29,24 @@ def _store(sweep_dir: Path, rows: list[dict[str, Any]], step: int = 2) -> None:
 
 
 class _Checkpoint:
-    """A Tune checkpoint as the driver sees it: a directory holding the trainer's `trial.json`."""
+    """A Tune checkpoint as the driver sees it: a directory holding the trainer's `trial.json` and the
+    adapter's two files; `open` says whether a caller is inside `as_directory`."""
 
     def __init__(self, directory: Path, step: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "trial.json").write_text(json.dumps({"step": step}))
+        (directory / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2}))
+        (directory / "adapter_model.safetensors").write_bytes(b"weights of step %d" % step)
         self.path = str(directory)
+        self.open = False
 
     @contextmanager
     def as_directory(self) -> Iterator[str]:
-        yield self.path
+        self.open = True
+        try:
+            yield self.path
+        finally:
+            self.open = False
 
 
 def test_a_screen_is_not_a_full_evaluation(tmp_path: Path) -> None:
@@ -64,7 +73,7 @@ def test_final_scores_the_checkpoint_step_keeps_the_stored_rows_and_never_twice(
     calls: list[dict[str, Any]] = []
 
     def fake_score(**kwargs: Any) -> dict[str, float]:
-        calls.append(kwargs)
+        calls.append({**kwargs, "checkpoint_open": ckpt.open})
         write_records(kwargs["results_dir"], "metrics",
                       [{**r, "base_model": kwargs["base_model"], "method": kwargs["method"]}
                        for r in [FULL_ROW, *kwargs["extra_rows"]]], trial_id=kwargs["trial_id"], step=kwargs["step"])
@@ -77,7 +86,10 @@ def test_final_scores_the_checkpoint_step_keeps_the_stored_rows_and_never_twice(
     ckpt = _Checkpoint(tmp_path / "checkpoint_000000", step=2)
     assert score_final(str(sweep_dir), PLAN, {"step": 99, "full_evaluation": False}, ckpt) == 2
     (call,) = calls
-    assert (call["step"], call["full"], call["adapter_dir"], call["trial_id"]) == (2, True, ckpt.path, PLAN["variant_id"])
+    assert (call["step"], call["full"], call["trial_id"]) == (2, True, PLAN["variant_id"])
+    # The adapter goes by content, read from the checkpoint once; scoring needs no checkpoint directory.
+    assert isinstance(call["adapter"], AdapterPayload) and call["adapter"] == AdapterPayload.read(ckpt.path)
+    assert call["adapter"].weights == b"weights of step 2" and not call["checkpoint_open"]
     assert call["extra_rows"] == SCREEN_ROWS  # what the stopper saw at that step, kept as it was
     assert has_full_evaluation(str(sweep_dir), PLAN["variant_id"], 2)
     # Again (a resume, the after-fit safety net): the store already has it, nothing is scored.

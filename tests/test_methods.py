@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from _evaluators_models import hyperparameters
 from alignsweep.errors import InputError
 from alignsweep.evaluators.evaluate import method_of
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.trainables.methods import METHOD_ORDER, METHODS, method_of_adapter
 
 
@@ -52,9 +53,10 @@ def test_adapters_of_no_registered_method_and_no_adapter(tmp_path: Path) -> None
 
 def test_evaluator_records_need_the_callers_method_name() -> None:
     assert method_of(None, None) == "base"
-    assert method_of("/some/adapter", "dora") == "dora"
-    with pytest.raises(ValueError, match="need a method name"):
-        method_of("/some/adapter", None)
+    adapter = AdapterPayload(b"{}", b"weights", source="/some/adapter")
+    assert method_of(adapter, "dora") == "dora"
+    with pytest.raises(ValueError, match="/some/adapter.*need a method name"):
+        method_of(adapter, None)
 
 
 def test_dora_cannot_be_switched_back_to_lora() -> None:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from alignsweep.evaluators.adapters import ATTACH_METHODS, attached, release
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.inference.generation import virtual_positions
 from alignsweep.models.loading import load_model
 from alignsweep.spec.config import validate_spec
@@ -151,7 +152,7 @@ def test_trained_adapter_attaches_for_evaluation_and_detaches_bit_exactly(method
     trainer = PeftTrainer(plan_for("llama", method)).setup()
     for _ in range(3):
         trainer.train_step()
-    ckpt = str(trainer.save_checkpoint(tmp_path / "ckpt"))
+    adapter = AdapterPayload.read(trainer.save_checkpoint(tmp_path / "ckpt"))
     trainer.model.eval()
     batch = probe_batch(trainer)
     with torch.no_grad():
@@ -160,7 +161,7 @@ def test_trained_adapter_attaches_for_evaluation_and_detaches_bit_exactly(method
         reference = fresh(**batch).logits
 
     base = load_model(trainer.ref.path)
-    with attached(base, ckpt, method=attach) as model, torch.no_grad():
+    with attached(base, adapter, method=attach) as model, torch.no_grad():
         evaluated = model(**batch).logits
     assert torch.equal(evaluated, trained)
     assert not torch.equal(evaluated[:, -reference.shape[1]:], reference), "the adapter changed nothing"

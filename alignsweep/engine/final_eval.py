@@ -69,15 +69,17 @@ def score_final(sweep_dir: str, plan: dict[str, Any], result: dict[str, Any], ch
     """Fully score the trial's last checkpoint unless the store already has it, keeping the rows stored
     at that step; the step scored, or None."""
     from alignsweep.evaluators.actors import score_checkpoint
+    from alignsweep.evaluators.payload import AdapterPayload
 
-    with checkpoint.as_directory() as directory:
+    with checkpoint.as_directory() as directory:  # Tune's persisted copy, local to the driver
         step = _checkpoint_step(directory, result)
         kept = stored_rows(sweep_dir, plan["variant_id"], step)
         if is_full(kept):
             return None
-        score_checkpoint(base_model=plan["base_model"], adapter_dir=directory, trial_id=plan["variant_id"],
-                         step=step, sweep=plan["sweep"], results_dir=sweep_dir, method=plan["method"],
-                         full=True, extra_rows=kept)
+        adapter = AdapterPayload.read(directory)  # the evaluator gets the content, not this path
+    score_checkpoint(base_model=plan["base_model"], adapter=adapter, trial_id=plan["variant_id"],
+                     step=step, sweep=plan["sweep"], results_dir=sweep_dir, method=plan["method"],
+                     full=True, extra_rows=kept)
     return step
 
 

@@ -172,7 +172,7 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
 
     trial_id = base_trial_id(model_ref)
     t0 = time.time()
-    scores = score_checkpoint(base_model=model_ref, adapter_dir=None, trial_id=trial_id, method="base", step=0,
+    scores = score_checkpoint(base_model=model_ref, adapter=None, trial_id=trial_id, method="base", step=0,
                               sweep=spec.name, results_dir=sweep_dir, screen=_screen(spec))
     row = base_trial_row(spec.name, model_ref, time.time() - t0, device=scores.get("evaluator_device"))
     write_records(sweep_dir, "trials", [row], trial_id=trial_id)

@@ -3,7 +3,9 @@
 Why actors: a base model is loaded once per actor instead of once per checkpoint, and one judge
 (possibly a GPU-hungry guard model) serves every trial, batching their requests and caching verdicts.
 The driver calls `start_evaluators` before the trials; a trial calls `score_checkpoint`, which finds
-the actors by name. Driver-owned named actors die with the driver, so nothing outlives a sweep.
+the actors by name and hands them the adapter by content (an `AdapterPayload` in Ray's object store),
+never by a path: the evaluator usually runs on another host than the trial that saved it.
+Driver-owned named actors die with the driver, so nothing outlives a sweep.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.judges import JudgeSpec
 from alignsweep.evaluators.judges import Verdict
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.models.loading import LoadOptions
 
 NAMESPACE = "alignsweep"
@@ -181,13 +184,14 @@ class _EvaluatorActor:
             raise ValueError(f"this evaluator holds {sorted(self.evaluators)}, not {base_model!r}")
         return self.evaluators[base_model]
 
-    def evaluate(self, adapter_dir: str | None, trial_id: str, step: int, results_dir: str | None,
+    def evaluate(self, adapter: AdapterPayload | None, trial_id: str, step: int, results_dir: str | None,
                  method: str, screen: float | None = None, full: bool = True,
                  extra_rows: list[dict[str, Any]] | None = None, base_model: str | None = None) -> dict[str, Any]:
+        """`adapter`: the payload itself (Ray resolves the ObjectRef `score_checkpoint` passes)."""
         from alignsweep.evaluators.evaluate import screen_counts, screen_deltas, store_result
 
         evaluator = self._evaluator(base_model)
-        result = evaluator.evaluate(adapter_dir, screen=screen, full=full)
+        result = evaluator.evaluate(adapter, screen=screen, full=full)
         result.metrics += list(extra_rows or [])
         from alignsweep.faults import maybe_die
 
@@ -300,31 +304,39 @@ def _pool(sweep: str, base_model: str) -> list[Any]:
     raise RuntimeError(f"no evaluator actors for {base_model!r} in sweep {sweep!r}: start_evaluators first")
 
 
-def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, step: int, sweep: str,
+def score_checkpoint(base_model: str, adapter: AdapterPayload | None, trial_id: str, step: int, sweep: str,
                      results_dir: str, *, method: str | None = None, retries: int = 2, screen: float | None = None,
                      full: bool = True, extra_rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """Score one checkpoint on its base model's pool, persist its records, return flat metrics.
 
-    `results_dir` is the sweep directory (`<results>/<sweep>`) that the store writes under. `method`
-    names the adapter's method in the records (required with an adapter; `base` without one). `screen` adds the fixed
-    subset's metrics and their change vs the base (`screen_safe_rate_delta` …); `full=False` scores
-    only that subset; `extra_rows` (e.g. the trial's held-out loss) are stored with the metrics. The actor is chosen
-    by a stable hash of the adapter's content (of the trial id without one). A request to an actor that died is retried after its restart.
+    `adapter` is the checkpoint's adapter by content (`AdapterPayload.read(dir)` where it was saved; None
+    scores the base): it goes into Ray's object store once and the evaluator attaches it from there, so
+    the evaluator may run on any node. `results_dir` is the sweep directory (`<results>/<sweep>`) that
+    the store writes under. `method` names the adapter's method in the records (required with an
+    adapter; `base` without one). `screen` adds the fixed subset's metrics and their change vs the
+    base (`screen_safe_rate_delta` …); `full=False` scores only that subset; `extra_rows` (e.g. the
+    trial's held-out loss) are stored with the metrics. The actor is chosen by a stable hash of the
+    adapter's content digest (of the trial id without one). A request to an actor that died is
+    retried after its restart, with the same object.
     """
     import ray
     from ray.exceptions import RayActorError
 
     from alignsweep.evaluators.evaluate import adapter_key, method_of
 
-    name = method_of(adapter_dir, method)
+    if adapter is not None and not isinstance(adapter, AdapterPayload):
+        raise TypeError(f"score_checkpoint takes an AdapterPayload (AdapterPayload.read(dir)), not "
+                        f"{type(adapter).__name__}: the evaluator may not see the trial's files")
+    name = method_of(adapter, method)
     # Byte-identical adapters (trials that differ only in learning rate, at step 0) go to the same
     # actor, whose cache then scores them once; other requests spread by content, else by trial.
-    route = adapter_key(adapter_dir, screen, full) or trial_id
+    route = adapter_key(adapter, screen, full) or trial_id
+    payload = ray.put(adapter) if adapter is not None else None  # once, whatever the retries
     for attempt in range(retries + 1):
         actors = _pool(sweep, base_model)
         actor = actors[zlib.crc32(route.encode()) % len(actors)]
         try:
-            return ray.get(actor.evaluate.remote(adapter_dir, trial_id, step, results_dir, name, screen, full,
+            return ray.get(actor.evaluate.remote(payload, trial_id, step, results_dir, name, screen, full,
                                                  extra_rows, base_model))["metrics"]
         except RayActorError:
             if attempt == retries:

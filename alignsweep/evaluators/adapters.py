@@ -1,5 +1,10 @@
 """Attach a trial's PEFT adapter to a loaded base model for one evaluation, then take it off again.
 
+The adapter arrives as an `AdapterPayload` (its saved files' bytes, `evaluators.payload`), never as a
+path: the trial that saved it usually runs on another host. Weights are parsed from the bytes in
+memory; where peft's own loader needs files (building the adapter modules), the payload is written
+into this process's own temporary directory first.
+
 Why: an evaluator actor loads each base model once and serves every trial's checkpoints. That is
 only sound if detaching returns the base to exactly its loaded state; `attached` guarantees it
 (tests compare logits bit for bit with a fresh load, for every registered PEFT method).
@@ -9,26 +14,27 @@ base (LoRA, IA3, DoRA: `unload()` takes them out) or only wrapped it (prompt lea
 method registry (`trainables.methods`, above this layer) names adapters (`method_of_adapter`).
 
 Two ways to attach (`method=`):
-- `reference`: `PeftModel.from_pretrained` on entry, `unload()` on exit: every checkpoint rebuilds
-  and re-injects the adapter modules.
+- `reference`: `PeftModel.from_pretrained` (on the payload written locally) on entry, `unload()` on
+  exit: every checkpoint rebuilds and re-injects the adapter modules.
 - `hot_swap` (default): consecutive checkpoints of one trial (and every trial of one method) share
   an adapter config, so the injected modules are kept between requests and only their weights are
-  swapped in (peft's own `load_peft_weights` + `set_peft_model_state_dict`, what `from_pretrained`
-  does after building). Between requests the adapter layers are disabled and peft's attributes
-  are taken off the base, so the base computes exactly its loaded function; a checkpoint with
-  another config first takes the old adapter off completely.
+  swapped in (parsed from the payload's bytes, copied into the kept parameters, else peft's
+  `set_peft_model_state_dict`, what `from_pretrained` does after building). Between requests the
+  adapter layers are disabled and peft's attributes are taken off the base, so the base computes
+  exactly its loaded function; a checkpoint with another config first takes the old adapter off
+  completely.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
-from alignsweep.errors import InputError
+from alignsweep.evaluators.payload import AdapterPayload
 
 ATTACH_METHODS = ("hot_swap", "reference")
 # adapter_config.json fields that say where an adapter came from, not what modules it builds.
@@ -38,30 +44,36 @@ _PEFT_BASE_ATTRS = ("peft_config", "_hf_peft_config_loaded")
 
 
 @contextmanager
-def attached(base: Any, adapter_dir: str | None, *, method: str = "hot_swap") -> Iterator[Any]:
-    """The base with `adapter_dir`'s adapter applied (or the base itself); detached on exit, always."""
+def attached(base: Any, adapter: AdapterPayload | None, *, method: str = "hot_swap") -> Iterator[Any]:
+    """The base with `adapter` applied (or the base itself); detached on exit, always."""
     if method not in ATTACH_METHODS:
         raise ValueError(f"unknown attach method {method!r} (known: {', '.join(ATTACH_METHODS)})")
-    if adapter_dir is None:
+    if adapter is None:
         yield base
         return
-    from peft import PeftModel
-
-    if not (Path(adapter_dir) / "adapter_config.json").is_file():
-        raise InputError(f"adapter {adapter_dir!r}: no adapter_config.json there")
-    if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():  # peft would fall back to a pickle
-        raise InputError(f"adapter {adapter_dir!r}: no adapter_model.safetensors (pickled adapters are refused)")
+    if not isinstance(adapter, AdapterPayload):
+        raise TypeError(f"attached() takes an AdapterPayload (AdapterPayload.read(dir)), not {type(adapter).__name__}")
     if method == "hot_swap":
-        with _hot_swapped(base, adapter_dir) as model:
+        with _hot_swapped(base, adapter) as model:
             yield model
         return
     release(base)  # a kept hot-swap adapter would otherwise stack under this one
-    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
-    model.eval()
+    model = _build(base, adapter)
     try:
         yield model
     finally:
         _detach(model)
+
+
+def _build(base: Any, adapter: AdapterPayload) -> Any:
+    """`PeftModel.from_pretrained` on the payload, written into this process's own scratch directory:
+    peft's loader itself (config class, device maps, weight loading) on exactly the bytes sent."""
+    from peft import PeftModel
+
+    with tempfile.TemporaryDirectory(prefix="alignsweep-adapter-") as local:
+        model = PeftModel.from_pretrained(base, str(adapter.write(local)), is_trainable=False)
+    model.eval()
+    return model
 
 
 @dataclass
@@ -83,25 +95,25 @@ class _Kept:
 _KEPT: "weakref.WeakKeyDictionary[Any, _Kept]" = weakref.WeakKeyDictionary()
 
 
-def adapter_signature(adapter_dir: str) -> str:
+def adapter_signature(adapter: AdapterPayload) -> str:
     """Everything in adapter_config.json that decides which modules and shapes the adapter builds."""
-    cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
+    cfg = adapter.config_dict()
     return json.dumps({k: v for k, v in cfg.items() if k not in _PROVENANCE_FIELDS}, sort_keys=True, default=str)
 
 
 @contextmanager
-def _hot_swapped(base: Any, adapter_dir: str) -> Iterator[Any]:
-    signature = adapter_signature(adapter_dir)
+def _hot_swapped(base: Any, adapter: AdapterPayload) -> Iterator[Any]:
+    signature = adapter_signature(adapter)
     kept = _KEPT.get(base)
     if kept is not None and kept.signature != signature:
         release(base)
         kept = None
     if kept is None:
-        kept = _keep(base, adapter_dir, signature)
+        kept = _keep(base, adapter, signature)
     else:
         base.__dict__.update(kept.hidden)
         kept.hidden = {}
-        _load_weights(kept, adapter_dir)
+        _load_weights(kept, adapter)
         _set_layers(kept, enabled=True)
     try:
         yield kept.model
@@ -109,13 +121,11 @@ def _hot_swapped(base: Any, adapter_dir: str) -> Iterator[Any]:
         _idle(base, kept)
 
 
-def _keep(base: Any, adapter_dir: str, signature: str) -> _Kept:
-    from peft import PeftModel
+def _keep(base: Any, adapter: AdapterPayload, signature: str) -> _Kept:
     from peft.tuners.tuners_utils import BaseTunerLayer
     from peft.utils import get_peft_model_state_dict
 
-    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=False)
-    model.eval()
+    model = _build(base, adapter)
     layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
     targets: dict[str, Any] = {}
     if not _is_prompt_learning(model):
@@ -129,12 +139,11 @@ def _keep(base: Any, adapter_dir: str, signature: str) -> _Kept:
     return kept
 
 
-def _load_weights(kept: _Kept, adapter_dir: str) -> None:
+def _load_weights(kept: _Kept, adapter: AdapterPayload) -> None:
     """The new checkpoint's tensors into the kept modules (same signature → same keys and shapes)."""
     import torch
-    from safetensors.torch import load_file
 
-    weights = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"), device=_device_of(kept.model))
+    weights = adapter.tensors(device=_device_of(kept.model))
     if kept.targets and weights.keys() == kept.targets.keys():
         with torch.no_grad():
             for key, value in weights.items():

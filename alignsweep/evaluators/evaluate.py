@@ -16,6 +16,7 @@ from alignsweep.evaluators.benchmarks import METRIC_CATALOG, OVERALL, Benchmark,
 from alignsweep.evaluators.benchmarks.base import respond_greedily
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.judges import Verdict
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.evaluators.records import persist
 from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
 from alignsweep.models.loading import LoadOptions
@@ -60,21 +61,14 @@ class EvalResult:
 _CACHE_SIZE = 64
 
 
-def adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> str | None:
-    """A digest of the adapter's config and weights and of what is scored (None without an adapter, or
-    unreadable files): the evaluator's result-cache key, and how requests are routed among actors."""
+def adapter_key(adapter: AdapterPayload | None, screen: float | None, full: bool) -> str | None:
+    """The adapter's content digest (taken once, when its payload was read) with what is scored; None
+    without an adapter: the evaluator's result-cache key, and how requests are routed among actors."""
     import hashlib
-    from pathlib import Path
 
-    if adapter_dir is None:
+    if adapter is None:
         return None
-    h = hashlib.sha256(f"{screen}|{full}".encode())
-    try:
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            h.update((Path(adapter_dir) / name).read_bytes())
-    except OSError:
-        return None
-    return h.hexdigest()
+    return hashlib.sha256(f"{screen}|{full}|{adapter.digest}".encode()).hexdigest()
 
 
 def active_benchmarks(spec: EvaluationSpec) -> list[Benchmark]:
@@ -112,15 +106,15 @@ class Evaluator:
         # their step-0 control (same seed, same initialisation), so it is scored once.
         self._cache: dict[str, EvalResult] = {}
 
-    def evaluate(self, adapter_dir: str | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
+    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
         """Score the base (or base + adapter). `screen`: also report the fixed stratified subset's
         metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
         if not full and screen is None:
             raise ValueError("a screen-only evaluation needs a screen fraction")
-        key = adapter_key(adapter_dir, screen, full)
+        key = adapter_key(adapter, screen, full)
         if key is not None and key in self._cache:
             return self._cache[key].copy()
-        result = self._evaluate(adapter_dir, screen, full)
+        result = self._evaluate(adapter, screen, full)
         if key is not None:
             self._cache[key] = result.copy()
             while len(self._cache) > _CACHE_SIZE:
@@ -131,11 +125,11 @@ class Evaluator:
         items = self.items[benchmark.name]
         return items if fraction is None else screen_subset(items, fraction, id_attr=benchmark.item_id)
 
-    def _evaluate(self, adapter_dir: str | None, screen: float | None, full: bool) -> EvalResult:
+    def _evaluate(self, adapter: AdapterPayload | None, screen: float | None, full: bool) -> EvalResult:
         start = time.perf_counter()
         result = EvalResult()
         screen_rows: list[dict[str, Any]] = []
-        with attached(self.model, adapter_dir) as model:
+        with attached(self.model, adapter) as model:
             ctx = ScoringContext(model=model, tokenizer=self.tokenizer, respond=self._responder(model),
                                  judges=self.judges)
             for benchmark in self.benchmarks:
@@ -208,16 +202,16 @@ def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: i
             persist(results_dir, table, rows, trial_id=trial_id, step=step)
 
 
-def method_of(adapter_dir: str | None, method: str | None) -> str:
+def method_of(adapter: AdapterPayload | None, method: str | None) -> str:
     """The `method` column of a checkpoint's records: `base` without an adapter, else the caller's name.
 
     The evaluators sit below the method registry, so they never guess a method from an adapter; callers
     name it (a trial its plan's method, `audit` via `trainables.methods.method_of_adapter`)."""
     if method:
         return method
-    if adapter_dir is None:
+    if adapter is None:
         return "base"
-    raise ValueError(f"adapter {adapter_dir!r}: its records need a method name (none was given)")
+    raise ValueError(f"adapter {adapter.name}: its records need a method name (none was given)")
 
 
 def local_judges(spec: EvaluationSpec) -> tuple[JudgeFn, str, JudgeFn, str]:

@@ -7,6 +7,11 @@ stopper), intermediate intervals score only the fixed stratified screen — chea
 interval — and the last step gets the full evaluation (a trial a scheduler stops gets it from the
 driver: `engine.final_eval`). A restored trial (retry after a crash,
 `alignsweep resume`) continues from its last checkpoint and does not redo its control.
+
+The adapter is saved into a scratch directory on the trial's own node, read from there once into an
+`AdapterPayload` and handed to the evaluator by content: the evaluator usually sits on another host,
+which cannot open that directory. Tune persists the checkpoint itself under the results directory
+(what `trials.checkpoint` points at).
 """
 
 from __future__ import annotations
@@ -16,22 +21,23 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.faults import maybe_die
 from alignsweep.logs import quiet_libraries
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
 
-#: Signature of the evaluation hook: (plan, checkpoint_dir, step, context, full, extra rows) → flat metrics.
-Scorer = Callable[[TrialPlan, str, int, dict[str, Any], bool, list[dict[str, Any]]], dict[str, float]]
+#: Signature of the evaluation hook: (plan, adapter, step, context, full, extra rows) → flat metrics.
+Scorer = Callable[[TrialPlan, AdapterPayload, int, dict[str, Any], bool, list[dict[str, Any]]], dict[str, float]]
 
 
-def _evaluator_scores(plan: TrialPlan, checkpoint_dir: str, step: int, context: dict[str, Any], full: bool,
+def _evaluator_scores(plan: TrialPlan, adapter: AdapterPayload, step: int, context: dict[str, Any], full: bool,
                       extra_rows: list[dict[str, Any]]) -> dict[str, float]:
     from alignsweep.evaluators.actors import score_checkpoint
 
     return score_checkpoint(
         base_model=plan.base_model,
-        adapter_dir=checkpoint_dir,
+        adapter=adapter,
         trial_id=plan.variant_id,
         method=plan.method,
         step=step,
@@ -63,7 +69,7 @@ def _score_control(trainer: PeftTrainer, plan: TrialPlan, context: dict[str, Any
     """Full evaluation of the adapter as initialised (step 0): what the method's mere presence does."""
     with tempfile.TemporaryDirectory(prefix="alignsweep-control-") as tmp:
         trainer.save_checkpoint(tmp)
-        scorer(plan, tmp, 0, context, True, _utility_rows(trainer))
+        scorer(plan, AdapterPayload.read(tmp), 0, context, True, _utility_rows(trainer))
 
 
 def peft_trial(config: dict[str, Any]) -> None:
@@ -110,8 +116,9 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "full_evaluation": full,
                 **{row["metric"]: row["value"] for row in utility},
             }
-            if scorer is not None:
-                metrics.update(scorer(plan, tmp, trainer.state.step, context, full, utility))
+            if scorer is not None:  # by content: the evaluator's node cannot see this scratch directory
+                adapter = AdapterPayload.read(tmp)
+                metrics.update(scorer(plan, adapter, trainer.state.step, context, full, utility))
             metrics["reported_at"] = time.time()  # float; Tune's `timestamp` has whole seconds only
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         maybe_die("trial")  # test-only: SIGKILL the trial's worker after a checkpoint, when armed

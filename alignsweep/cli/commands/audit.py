@@ -102,6 +102,7 @@ def _handle(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
     from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
+    from alignsweep.evaluators.payload import AdapterPayload
     from alignsweep.models.devices import choose_device
     from alignsweep.models.loading import LoadOptions
     from alignsweep.trainables.methods import method_of_adapter
@@ -117,7 +118,7 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
     flats, rows = [], []
     for adapter, trial_id in runs:
-        result = evaluator.evaluate(adapter)
+        result = evaluator.evaluate(AdapterPayload.read(adapter) if adapter else None)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
                      method=method_of_adapter(adapter))
         flats.append(result.flat())
