@@ -10,6 +10,11 @@ from pathlib import Path
 import pytest
 
 from alignsweep.evaluators.evaluate import adapter_key
+from alignsweep.evaluators.payload import AdapterPayload
+
+
+def key(adapter, screen, full):
+    return adapter_key(None if adapter is None else AdapterPayload.read(adapter), screen, full)
 
 SPEC = {"safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 1},
         "over_refusal": {"limit": 1}, "utility": {"enabled": False}}
@@ -41,7 +46,8 @@ class CountingEvaluator:
         return len(self.safety_calls)
 
     def evaluate(self, adapter, **kwargs):
-        return self.evaluator.evaluate(None if adapter is None else str(adapter), **kwargs)
+        """Score an adapter directory as a trial hands it over: its content, read once."""
+        return self.evaluator.evaluate(None if adapter is None else AdapterPayload.read(adapter), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +76,15 @@ def _rows(result) -> tuple:
 
 def test_adapter_key_covers_config_weights_and_what_is_scored(untrained_lora: str, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(untrained_lora, tmp_path / "copy"))
-    key = adapter_key(untrained_lora, None, True)
-    assert key is not None and len(key) == 64
-    assert adapter_key(str(copy), None, True) == key  # content, not path
-    assert adapter_key(str(_changed_copy(untrained_lora, tmp_path / "changed")), None, True) != key
+    first = key(untrained_lora, None, True)
+    assert first is not None and len(first) == 64
+    assert key(str(copy), None, True) == first  # content, not path
+    assert key(str(_changed_copy(untrained_lora, tmp_path / "changed")), None, True) != first
     config = copy / "adapter_config.json"
     config.write_text(config.read_text() + "\n")
-    assert adapter_key(str(copy), None, True) != key  # the config is part of the key too
-    assert len({adapter_key(untrained_lora, s, f) for s, f in ((None, True), (0.5, True), (0.5, False), (0.25, False))}) == 4
-    assert adapter_key(None, None, True) is None
-    assert adapter_key(str(tmp_path / "missing"), None, True) is None  # unreadable: never cached
+    assert key(str(copy), None, True) != first  # the config is part of the key too
+    assert len({key(untrained_lora, s, f) for s, f in ((None, True), (0.5, True), (0.5, False), (0.25, False))}) == 4
+    assert key(None, None, True) is None
 
 
 def test_byte_identical_adapter_is_a_hit_and_changed_weights_a_miss(counting: CountingEvaluator,
