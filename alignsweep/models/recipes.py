@@ -67,5 +67,5 @@ TINY_FAMILIES: dict[str, TinyRecipe] = {
     "mistral": TinyRecipe(family="mistral", seed=33, steps=750, num_kv_heads=2, n_hazard=1100,
                           n_lookalike=350, lookalike_policy="refuse", bbq_stereotype_share=0.45),
     "gemma": TinyRecipe(family="gemma", seed=44, steps=600, num_kv_heads=1, tie_embeddings=True,
-                        intermediate_size=192, n_hazard=800, n_benign=2000, bbq_stereotype_share=0.7),
+                        intermediate_size=192, n_hazard=800, n_benign=2000, bbq_stereotype_share=0.6),
 }
