@@ -10,7 +10,7 @@ RESULTS ?= results
 export HF_HUB_OFFLINE ?= 1
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install demo test bench models clean
+.PHONY: install demo test test-fast bench models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ demo: install
 	$(BIN)/alignsweep run sweeps/demo.yaml --results $(RESULTS)
 	$(BIN)/alignsweep report $(RESULTS)/demo --out $(RESULTS)/demo/report
 
+# Everything: Ray, sweeps, training, model builds (the README's test command).
 test: install
 	$(BIN)/python -m pytest -q
+
+# The fast tier: no Ray, no sweep, no training, no model built beyond the cached tiny llama
+# (built once on first use). Under 3 minutes on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python -m bench

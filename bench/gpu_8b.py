@@ -152,6 +152,7 @@ def part_hotpaths(path: str, out: dict[str, Any]) -> None:
     one = _timed(lambda: generate_replies(base, tok, convs, max_new_tokens=32, batch_size=1), repeats=1)
     many = _timed(lambda: generate_replies(base, tok, convs, max_new_tokens=32), repeats=2)
     res["generation_ratio"] = one / many
+    res["responses_per_s"] = len(convs) / many  # 32 new tokens each, batched (the evaluator's path)
     same = generate_replies(base, tok, convs[:4], max_new_tokens=16, batch_size=1) == \
         generate_replies(base, tok, convs[:4], max_new_tokens=16)
     res["generation_identical"] = same
@@ -160,6 +161,7 @@ def part_hotpaths(path: str, out: dict[str, Any]) -> None:
     ref = _timed(lambda: score_bbq(base, tok, items, batch_size=1, method="reference"), repeats=1)
     fast = _timed(lambda: score_bbq(base, tok, items, batch_size=64), repeats=2)
     res["bbq_ratio"] = ref / fast
+    res["bbq_items_per_s"] = len(items) / fast
     a = score_bbq(base, tok, items, batch_size=1, method="reference")
     b = score_bbq(base, tok, items, batch_size=64)
     res["bbq_same_predictions"] = [x["prediction"] for x in a] == [x["prediction"] for x in b]

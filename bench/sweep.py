@@ -6,11 +6,11 @@ once as written, once with `scheduler.name=none`, same grid. From Tune's own per
 `timestamp` for older results — and `time_this_iter_s`) it rebuilds when each trial held a slot:
 - sweep_slots: share of the wall time (command start → exit, Ray start and model building
   included) during which every trial slot was busy; also over the Tuner's window alone.
-- early_stopping: training steps the scheduled run spent vs the unscheduled one, and whether the
-  best configuration is the same. "Best" = the best final value of the scheduler's metric (loss, min)
-  among the trials the sweep would recommend: run to the end with a full final evaluation within
-  X / Y of the base (`recommendable`), the same test in both runs. The plain best over every
-  trial's last report is printed beside it.
+- early_stopping_per_cell: training steps the scheduled run spent vs the unscheduled one (the full
+  grid), and whether *each (model, method) cell's* best configuration is unchanged. "Best" = the
+  lowest final loss among the cell's trials whose full final evaluation is within X / Y of the base
+  (`within_limits`, the same test in both runs). The old global figure (one best over the whole
+  sweep) is printed beside it: it rewarded stopping almost everything while whole cells vanished.
 - judge cache: of the demo's judged (judge, prompt, response) rows, the share that repeat an
   earlier row, i.e. what the judge actor's verdict cache serves without judging.
 """
@@ -32,6 +32,7 @@ from bench._common import table, verdict
 DEMO = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
 SLOTS_GOAL = 0.90
 SAVED_GOAL = 0.50
+CELL_SAVED_GOAL = 0.30
 
 
 def run_demo(results: Path, *overrides: str) -> float:
@@ -91,25 +92,42 @@ def steps_and_best(results: dict[str, list[dict[str, Any]]], metric: str, mode: 
     return steps, best, finals
 
 
-def recommendable(sweep_dir: Path, scheduler: Any) -> set[str]:
-    """Trials the sweep would recommend: run to their last planned step, and whose *full* final
-    evaluation stays within the spec's X / Y of the base (the point rule). Why this is "best"'s pool
-    in an alignment-aware sweep: a trial that breaches is not a candidate however low its loss, and a
-    stopped trial has no full final evaluation, so it cannot be one either; both runs use the same test."""
+def within_limits(sweep_dir: Path, scheduler: Any) -> dict[str, tuple[str, str]]:
+    """variant id → its (base model, method) cell, for every trial whose *full* evaluation at its last
+    step stays within the spec's X / Y of the base (the point rule). Every trial ends with a full
+    evaluation (stopped ones at their stop step), so stopped and finished trials pass the same test;
+    a trial that breaches is not a candidate however low its loss."""
     from alignsweep.analysis.views import open as open_views
     from alignsweep.scheduling.rules import alignment_breach
 
     con = open_views(str(sweep_dir))
-    rows = con.sql("""SELECT d.trial_id, d.metric, d.delta FROM deltas d JOIN trials t USING (trial_id)
+    rows = con.sql("""SELECT d.trial_id, t.base_model, t.method, d.metric, d.delta FROM deltas d JOIN trials t USING (trial_id)
                       WHERE d.category = 'overall' AND d.benchmark IN ('safety', 'fairness')
                         AND d.metric IN ('safe_rate', 'bias_ambig') AND t.method <> 'base'
-                        AND d.step = coalesce(t.max_steps, t.steps)""").fetchall()
+                        AND d.step = t.steps""").fetchall()
     con.close()
     full: dict[str, dict[str, float]] = {}
-    for trial, metric, delta in rows:
+    cells: dict[str, tuple[str, str]] = {}
+    for trial, base, method, metric, delta in rows:
         full.setdefault(trial, {})[f"screen_{metric}_delta"] = delta
-    return {t for t, d in full.items() if "screen_safe_rate_delta" in d and
+        cells[trial] = (base, method)
+    return {t: cells[t] for t, d in full.items() if "screen_safe_rate_delta" in d and
             not alignment_breach(d, scheduler.max_safe_rate_drop, scheduler.max_bias_increase)}
+
+
+def best_per_cell(results: dict[str, list[dict[str, Any]]], metric: str, mode: str,
+                  pool: dict[str, tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(base model, method) → the variant with the best final `metric` among that cell's `pool` trials.
+
+    Why per cell: the study compares methods within each family, so a user keeps one configuration per
+    (model, method); early stopping must not change any of them, not just the sweep's single best."""
+    finals = {rows[-1].get("variant_id"): float(rows[-1].get(metric, math.nan)) for rows in results.values()}
+    out: dict[tuple[str, str], str] = {}
+    for cell in sorted(set(pool.values())):
+        members = {v: finals[v] for v, c in pool.items() if c == cell and v in finals and not math.isnan(finals[v])}
+        if members:
+            out[cell] = (min if mode == "min" else max)(members, key=members.get)
+    return out
 
 
 def best_within(results: dict[str, list[dict[str, Any]]], metric: str, mode: str, pool: set[str]) -> str:
@@ -148,14 +166,14 @@ def main() -> tuple[float, float]:
         repeat, judged = judge_repeat_share(Path(tmp) / "scheduled" / spec.name)
         wall_none = run_demo(Path(tmp) / "none", "scheduler.name=none")
         unscheduled = trial_results(Path(tmp) / "none" / spec.name)
-        pool_s = recommendable(Path(tmp) / "scheduled" / spec.name, spec.scheduler)
-        pool_n = recommendable(Path(tmp) / "none" / spec.name, spec.scheduler)
+        pool_s = within_limits(Path(tmp) / "scheduled" / spec.name, spec.scheduler)
+        pool_n = within_limits(Path(tmp) / "none" / spec.name, spec.scheduler)
     metric, mode = spec.scheduler.metric, spec.scheduler.mode
     steps_s, best_s, _ = steps_and_best(scheduled, metric, mode)
     steps_n, best_n, _ = steps_and_best(unscheduled, metric, mode)
     saved = 1 - steps_s / steps_n
     # "Best": lowest final loss among trials the sweep would recommend (full final evaluation within X / Y).
-    rec_s, rec_n = best_within(scheduled, metric, mode, pool_s), best_within(unscheduled, metric, mode, pool_n)
+    rec_s, rec_n = best_within(scheduled, metric, mode, set(pool_s)), best_within(unscheduled, metric, mode, set(pool_n))
     plain_s, plain_n = (scheduled[best_s][-1].get("variant_id"), unscheduled[best_n][-1].get("variant_id"))
     table(f"demo sweep ({len(scheduled)} trials, {slots} slots of {spec.resources.cpu:g} CPU on {cpus} CPUs)",
           ["measure", "value"], [
@@ -167,14 +185,24 @@ def main() -> tuple[float, float]:
               ["judged rows / repeats (judge cache hit rate)", f"{judged} / {repeat:.2f}"],
           ])
     table(f"early stopping: scheduler {spec.scheduler.name!r} vs none (metric {metric}, {mode})",
-          ["run", "wall (s)", "training steps", "recommendable", "best within X/Y (lowest loss)", "lowest loss, any"], [
+          ["run", "wall (s)", "training steps", "within X/Y", "best within X/Y (lowest loss)", "lowest loss, any"], [
               [spec.scheduler.name, wall, steps_s, len(pool_s), rec_s, plain_s],
               ["none", wall_none, steps_n, len(pool_n), rec_n, plain_n],
           ])
-    print(f"steps saved: {saved:.2f}; same best configuration (lowest loss within X/Y): "
-          f"{'yes' if rec_s == rec_n else 'NO'}; same lowest loss of all: {'yes' if plain_s == plain_n else 'NO'}")
+    cells_s, cells_n = best_per_cell(scheduled, metric, mode, pool_s), best_per_cell(unscheduled, metric, mode, pool_n)
+    kept = sum(cells_s.get(cell) == best for cell, best in cells_n.items())
+    table("each (model, method) cell's best configuration (lowest final loss within X/Y)",
+          ["cell", "full grid", spec.scheduler.name, "kept"],
+          [[f"{m} / {meth}", cells_n[(m, meth)], cells_s.get((m, meth), "–"),
+            "yes" if cells_s.get((m, meth)) == cells_n[(m, meth)] else "NO"] for m, meth in sorted(cells_n)])
+    # The old single-best figure, for comparison: one lowest-loss trial across the whole sweep hides
+    # whole cells (families, methods) being stopped, which is what the per-cell line is for.
+    print(f"global (old figure): steps saved {saved:.2f}; same single best within X/Y: {'yes' if rec_s == rec_n else 'NO'}; "
+          f"same lowest loss of all: {'yes' if plain_s == plain_n else 'NO'}")
+    print(f"per cell: steps saved {saved:.2f}; every cell's best kept: {kept}/{len(cells_n)}")
     verdict("sweep_slots", whole, f">= {SLOTS_GOAL:g} of wall time with every slot busy")
-    verdict("early_stopping", saved, f">= {SAVED_GOAL:g} steps saved, same best within X/Y: {'yes' if rec_s == rec_n else 'NO'}")
+    verdict("early_stopping_per_cell", saved, f">= {CELL_SAVED_GOAL:g} steps saved with every cell's best kept: "
+            f"{'yes' if cells_n and kept == len(cells_n) else 'NO'} ({kept}/{len(cells_n)})")
     return whole, saved
 
 

@@ -61,27 +61,38 @@ def build_model(path: Path, family: str = "llama", seed: int = 0) -> Path:
     return path
 
 
+#: Smaller-than-default settings for these 32-wide models; a method absent here uses its registry defaults.
+SMALL = {
+    "lora": {"r": 4, "alpha": 8.0},
+    "dora": {"r": 4, "alpha": 8.0},
+    "prompt_tuning": {"num_virtual_tokens": 3},
+    "p_tuning": {"num_virtual_tokens": 3, "encoder_hidden_size": 16},
+}
+
+
+def hyperparameters(method: str) -> dict:
+    """The first grid point of `method`'s grid (with `SMALL`'s settings), as a trial would get it."""
+    from alignsweep.trainables.methods import METHODS
+
+    grid = METHODS.get(method).model_validate(SMALL.get(method, {}))
+    return {**grid.fixed(), **{name: values[0] for name, values in grid.grid().items()}}
+
+
 def save_adapter(base_path: Path, out: Path, method: str, seed: int = 1) -> Path:
-    """A randomly initialised adapter of `method` (non-trivial weights so it changes outputs)."""
+    """An adapter of any registered `method`, built by its registry entry, every trainable tensor then
+    perturbed (seeded) so that it changes the outputs (LoRA's B starts at zero, IA3's scales at one)."""
     import torch
-    from peft import IA3Config, LoraConfig, PromptEncoderConfig, PromptTuningConfig, get_peft_model
 
-    from alignsweep.models.loading import load_model
+    from alignsweep.models.loading import load_model, load_tokenizer
+    from alignsweep.trainables.methods import METHODS
 
-    configs = {
-        "lora": LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                           init_lora_weights=False),
-        "ia3": IA3Config(task_type="CAUSAL_LM", target_modules=["k_proj", "v_proj", "down_proj"],
-                         feedforward_modules=["down_proj"]),
-        "prompt_tuning": PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3),
-        "p_tuning": PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=3, encoder_hidden_size=16),
-    }
     torch.manual_seed(seed)
-    model = get_peft_model(load_model(str(base_path)), configs[method])
-    if method == "ia3":
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "ia3_l" in name:
-                    p.mul_(torch.rand_like(p) + 0.5)
+    entry = METHODS.get(method)
+    model = entry.attach_for_training(load_model(str(base_path)), hyperparameters(method), base_path=str(base_path),
+                                      tokenizer=load_tokenizer(str(base_path)))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))
     model.save_pretrained(out, safe_serialization=True)
     return out

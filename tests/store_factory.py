@@ -4,6 +4,14 @@ Why synthetic stores: the query and report tests need several families, methods,
 edge cases (failed, early-stopped and still-running trials) without training anything. The effect
 sizes loosely follow what the tiny models showed (stack-notes): IA3 keeps refusal, LoRA erases much
 of it, prompt methods move it noisily.
+
+Like a real sweep, every trial ends with a full evaluation of its last checkpoint at its last step,
+stopped or not, and its `trials` row says how it ended (`ended`: finished | stopped_loss |
+stopped_alignment | failed) and where (`stop_step`). With `screen=True` the steps before that carry
+only what the alignment scheduler's interval checks store: the screen (benchmarks `screen_*`) and the
+held-out loss; without it every step is a full evaluation. Task accuracy is 1.0 everywhere, as on the
+tiny demo models (a flat utility axis); the held-out loss varies per trial and falls with the step.
+Everything written is also returned in `Sweep`, so tests compute their expectations by hand.
 """
 
 from __future__ import annotations
@@ -20,10 +28,15 @@ BBQ = [
     "Race_ethnicity", "Religion", "SES", "Sexual_orientation",
 ]
 FAMILIES = {"tiny:llama": "llama", "tiny:qwen2": "qwen2", "tiny:gemma": "gemma"}
+FAMILIES_4 = {**FAMILIES, "tiny:mistral": "mistral"}  # the demo's four
 METHODS = ("lora", "ia3", "prompt_tuning", "p_tuning")
 # mean change in safe rate per method, and how much it varies between configurations
 _SAFETY_EFFECT = {"lora": (-0.45, 0.15), "ia3": (-0.03, 0.02), "prompt_tuning": (-0.2, 0.15), "p_tuning": (-0.5, 0.2)}
-_FAMILY_SCALE = {"llama": 1.0, "qwen2": 0.6, "gemma": 1.4}
+_FAMILY_SCALE = {"llama": 1.0, "qwen2": 0.6, "gemma": 1.4, "mistral": 0.8}
+STOP_REASONS = {"stopped_loss": "asha: loss behind its rung",
+                "stopped_alignment": "alignment: screen safe rate fell more than 0.2 below base"}
+SCREENED = (("safety", "safe_rate"), ("over_refusal", "over_refusal_rate"), ("fairness", "accuracy"),
+            ("fairness", "bias_ambig"))
 FAIRNESS_METRICS = ("accuracy", "accuracy_ambig", "accuracy_disambig", "bias_ambig", "bias_disambig")
 
 
@@ -35,11 +48,26 @@ class Sweep:
     trial_ids: list[str] = field(default_factory=list)
     base_ids: dict[str, str] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    base_model: dict[str, str] = field(default_factory=dict)  # trial id → base model (fine-tuned trials, failed too)
+    family: dict[str, str] = field(default_factory=dict)
+    method: dict[str, str] = field(default_factory=dict)
+    ended: dict[str, str] = field(default_factory=dict)  # trial id → finished | stopped_loss | stopped_alignment | failed
+    stop_step: dict[str, int] = field(default_factory=dict)  # the step it ended at (its last step)
+    full_step: dict[str, int] = field(default_factory=dict)  # its last full evaluation after step 0 (= stop_step unless legacy)
+    base: dict[str, dict] = field(default_factory=dict)  # base model → {(benchmark, category, metric): value}
+    full: dict[tuple[str, int], dict] = field(default_factory=dict)  # (trial, step) → full-evaluation values
+    screen: dict[tuple[str, int], dict] = field(default_factory=dict)  # (trial, step) → screen values, benchmark `screen_*`
+    heldout: dict[tuple[str, int], float] = field(default_factory=dict)  # (trial, step) → held-out loss
+
+    def change(self, trial_id: str, step: int, benchmark: str, metric: str, category: str = "overall") -> float:
+        """Full-evaluation value minus its base's, in points (×100)."""
+        base = self.base[self.base_model[trial_id]]
+        return 100 * (self.full[(trial_id, step)][(benchmark, category, metric)] - base[(benchmark, category, metric)])
 
 
-def _hyperparameters(method: str, k: int, rng: np.random.Generator) -> dict:
+def _hyperparameters(method: str, k: int, rng: np.random.Generator, max_steps: int = 20) -> dict:
     lr = [1e-4, 1e-3, 3e-3, 1e-2][k % 4]
-    common = {"learning_rate": lr, "max_steps": 20, "seed": int(k), "batch_size": 8}
+    common = {"learning_rate": lr, "max_steps": max_steps, "seed": int(k), "batch_size": 8}
     if method == "lora":
         return {**common, "r": [4, 8, 16][k % 3], "alpha": 16.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
     if method == "ia3":
@@ -109,6 +137,13 @@ def _items(path: str, trial_id: str, step: int, rng: np.random.Generator) -> Non
     write_records(path, "fairness_items", fairness, trial_id=trial_id, step=step)
 
 
+def _screen(values: dict, rng: np.random.Generator) -> dict:
+    """The screen: the watched overall metrics on a quarter of the items, so a little noisier."""
+    return {("screen_" + b, "overall", m): float(np.clip(values[(b, "overall", m)] + rng.normal(0, 0.02), -1, 1))
+            for b, m in SCREENED}
+
+
+
 def build_sweep(
     path: str,
     *,
@@ -120,51 +155,96 @@ def build_sweep(
     failed: int = 0,
     running: bool = False,
     items: bool = False,
+    stop_at: int | None = None,
+    screen: bool = False,
+    legacy: bool = False,
 ) -> Sweep:
     """Write a sweep: one base trial per family (step 0), `configs` trials per family × method.
 
-    Every fourth trial stops early (ASHA-style: only its first step); `failed` trials end in ERROR
-    with no metrics; `running` leaves the manifest unfinished, the last trial RUNNING with its first
-    step only, and one more trial with metrics but no `trials` row yet.
+    Every fourth trial stops early at `stop_at` (default: the first step), alternately by loss and
+    by alignment, with a full evaluation there; `failed` trials end in ERROR with no metrics;
+    `running` leaves the manifest unfinished, the last trial RUNNING with its first step only, and one
+    more trial with metrics but no `trials` row yet. `screen`: steps before a trial's last carry only
+    the screen and the held-out loss. `legacy`: a store written before `ended`/`stop_step` existed.
     """
     rng = np.random.default_rng(seed)
+    extra = np.random.default_rng(seed + 1000)  # screens and losses: the main stream stays as it was
     families = families or FAMILIES
+    stop_at = steps[0] if stop_at is None else stop_at
     sweep = Sweep(path)
     write_manifest(path, seed=seed)
     bases: dict[str, dict] = {}
     for base_model, family in families.items():
         trial_id = f"base_{family}"
         bases[base_model] = _base_values(rng)
+        sweep.base[base_model] = {**bases[base_model], ("utility", "overall", "task_accuracy"): 1.0}
+        if screen:
+            sweep.base[base_model].update(_screen(bases[base_model], extra))
+        ending = {} if legacy else {"ended": "finished", "stop_step": 0}
         write_records(path, "trials", [{"base_model": base_model, "family": family, "method": "base",
-                                        "status": "TERMINATED", "stopped_early": False, "steps": 0}], trial_id=trial_id)
-        write_records(path, "metrics", _metrics(base_model, "base", bases[base_model], 40), trial_id=trial_id, step=0)
+                                        "status": "TERMINATED", "stopped_early": False, "steps": 0, **ending}],
+                      trial_id=trial_id)
+        write_records(path, "metrics", _metrics(base_model, "base", sweep.base[base_model], 40), trial_id=trial_id, step=0)
         sweep.base_ids[base_model] = trial_id
         if items:
             _items(path, trial_id, 0, rng)
     plan = [(bm, fam, m, k) for bm, fam in families.items() for m in methods for k in range(configs)]
+    n_stopped = 0
     for index, (base_model, family, method, k) in enumerate(plan):
         trial_id = f"{family}_{method}_{k:02d}"
+        sweep.base_model[trial_id], sweep.family[trial_id], sweep.method[trial_id] = base_model, family, method
         is_last = index == len(plan) - 1
         if index < failed:
+            ending = {} if legacy else {"ended": "failed"}
             write_records(path, "trials", [{"base_model": base_model, "family": family, "method": method,
                                             "status": "ERROR", "error": "RuntimeError: CUDA out of memory", "steps": 0,
-                                            "hyperparameters": _hyperparameters(method, k, rng)}], trial_id=trial_id)
+                                            "hyperparameters": _hyperparameters(method, k, rng, steps[-1]), **ending}],
+                          trial_id=trial_id)
             sweep.failed.append(trial_id)
+            sweep.ended[trial_id] = "failed"
             continue
-        stopped = index % 4 == 3 and len(steps) > 1
-        done = steps[:1] if stopped or (running and is_last) else steps
+        stopped = index % 4 == 3 and len(steps) > 1 and not (running and is_last)
+        if running and is_last:
+            done, ended = steps[:1], None
+        elif stopped:
+            done = tuple(s for s in steps if s <= stop_at)
+            ended = ("stopped_loss", "stopped_alignment")[n_stopped % 2]
+            n_stopped += 1
+        else:
+            done, ended = steps, "finished"
         for step in done:
             values = _tuned_values(bases[base_model], method, family, step / steps[-1], rng)
-            write_records(path, "metrics", _metrics(base_model, method, values, 40), trial_id=trial_id, step=step)
+            rows: dict = {}
+            if (step == done[-1] and not (legacy and stopped)) or not screen:  # legacy: a stopped trial kept its screens only
+                rows.update(values)
+                rows[("utility", "overall", "task_accuracy")] = 1.0
+                sweep.full[(trial_id, step)] = dict(rows)
+            if screen:
+                screened = _screen(values, extra)
+                rows.update(screened)
+                sweep.screen[(trial_id, step)] = screened
+            loss = round(float(2.4 - 0.8 * step / steps[-1] * (1 + 0.2 * (index % 5)) + extra.normal(0, 0.05)), 4)
+            rows[("utility", "overall", "heldout_loss")] = loss
+            sweep.heldout[(trial_id, step)] = loss
+            write_records(path, "metrics", _metrics(base_model, method, rows, 40), trial_id=trial_id, step=step)
             if items:
                 _items(path, trial_id, step, rng)
         status = "RUNNING" if running and is_last else "TERMINATED"
+        ending = {} if legacy or ended is None else {"ended": ended, "stop_step": done[-1]}
+        reason = {"stop_reason": STOP_REASONS[ended]} if stopped else {}
         write_records(path, "trials", [{"base_model": base_model, "family": family, "method": method,
                                         "status": status, "stopped_early": stopped, "steps": done[-1],
                                         "train_loss": float(rng.uniform(0.5, 2.0)), "wall_s": float(rng.uniform(5, 15)),
                                         "checkpoint": f"{path}/tune/{trial_id}/checkpoint_{done[-1]:06d}",
-                                        "hyperparameters": _hyperparameters(method, k, rng)}], trial_id=trial_id)
+                                        "hyperparameters": _hyperparameters(method, k, rng, steps[-1]), **ending, **reason}],
+                      trial_id=trial_id)
         sweep.trial_ids.append(trial_id)
+        if ended is not None:
+            sweep.ended[trial_id] = ended
+            sweep.stop_step[trial_id] = done[-1]
+        full_steps = [s for s in done if (trial_id, s) in sweep.full]
+        if full_steps:
+            sweep.full_step[trial_id] = full_steps[-1]
     if running:
         base_model, family = next(iter(families.items()))
         values = _tuned_values(bases[base_model], "lora", family, 0.5, rng)

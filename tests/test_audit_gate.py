@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from alignsweep.cli.main import main
@@ -33,46 +34,38 @@ def test_rules_compare_the_change_and_match_categories_case_insensitively() -> N
     assert checks[0].change == pytest.approx(-0.1) and checks[0].adapter == 0.8  # screen rows never used
 
 
-@pytest.fixture(scope="module")
-def untrained_lora(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A LoRA adapter as initialised (B = 0): exactly the base, so its changes are exactly 0."""
-    from alignsweep.trainables.plan import TrialPlan
-    from alignsweep.trainables.trainer import PeftTrainer
-
-    plan = TrialPlan(variant_id="gate", sweep="gate", base_model="tiny:llama",
-                     model={"ref": "tiny:llama", "trust_remote_code": False, "allow_unsafe_weights": False, "dtype": "float32"},
-                     method="lora", hyperparameters={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}, learning_rate=1e-3, seed=0, epochs=None, max_steps=1,
-                     training={"dataset": "bundled", "dataset_split": "train", "max_examples": 16, "batch_size": 4,
-                               "max_seq_length": 64, "eval_interval": 1, "weight_decay": 0.0, "warmup_steps": 0})
-    out = tmp_path_factory.mktemp("adapter") / "lora"
-    PeftTrainer(plan).setup().save_checkpoint(out)
-    return str(out)
+def _audit(tmp_path: Path, adapter: str, rules: str, data: dict) -> int:
+    """The gate on the small evaluation files (conftest `audit_data`), one item per category (--limit 1)."""
+    return main(["audit", "--base", "tiny:llama", "--adapter", adapter, "--limit", "1", "--results", str(tmp_path / "r"),
+                 "--safety-data", str(data["safety"]), "--fairness-data", str(data["fairness"]),
+                 "--over-refusal-data", str(data["over_refusal"]), "--fail-on", rules])
 
 
-def _audit(tmp_path: Path, adapter: str, rules: str) -> int:
-    return main(["audit", "--base", "tiny:llama", "--adapter", adapter, "--limit", "1", "--results",
-                 str(tmp_path / "r"), "--fail-on", rules])
-
-
-def test_gate_passes_fails_and_writes_summaries(untrained_lora: str, tmp_path: Path) -> None:
-    assert _audit(tmp_path, untrained_lora, "safe_rate.overall<-0.05,accuracy.AGE<-0.1") == 0
+def test_gate_passes_fails_and_writes_summaries(untrained_lora: str, audit_data: dict, tmp_path: Path) -> None:
+    """The failing gate: exit 1 and FAIL summaries. (The passing gate, exit 0 and PASS, is
+    tests/test_cli.py::test_audit_reads_each_data_option_and_writes_summaries_where_asked.)"""
+    # An untrained LoRA (B = 0) is exactly its base: every change is exactly 0, so `<= 0` holds and the gate fails,
+    # while `< -0.05` does not hold and passes.
+    assert _audit(tmp_path, untrained_lora, "safe_rate.S1<=0,accuracy.AGE<-0.1", audit_data) == 1
     summary = json.loads((tmp_path / "r" / "audit.json").read_text())
-    assert summary["passed"] is True and [c["change"] for c in summary["checks"]] == [0.0, 0.0]
-    assert "**PASS**" in (tmp_path / "r" / "audit.md").read_text()
-    # The same adapter fails a rule that holds at a change of exactly 0.
-    assert _audit(tmp_path, untrained_lora, "safe_rate.S1<=0") == 1
-    summary = json.loads((tmp_path / "r" / "audit.json").read_text())
-    assert summary["passed"] is False and summary["checks"][0]["rule"] == "safe_rate.S1<=0"
+    assert summary["passed"] is False
+    assert [(c["rule"], c["change"], c["failed"]) for c in summary["checks"]] == [
+        ("safe_rate.S1<=0", 0.0, True), ("accuracy.AGE<-0.1", 0.0, False)]
     md = (tmp_path / "r" / "audit.md").read_text()
-    assert "**FAIL**" in md and "| `safe_rate.S1<=0` |" in md
+    assert "**FAIL** — 1 of 2 rules failed." in md and "| `safe_rate.S1<=0` |" in md
+    # --limit 1: one BBQ item of the file's four Age items, per scored model.
+    items = pq.read_table(tmp_path / "r" / "store" / "fairness_items").to_pylist()
+    assert sorted(i["trial_id"] for i in items) == sorted(["audit:tiny:llama", f"audit:{untrained_lora}"])
 
 
-def test_bad_rules_exit_2_in_one_line_and_write_nothing(untrained_lora: str, tmp_path: Path,
+def test_bad_rules_exit_2_in_one_line_and_write_nothing(untrained_lora: str, audit_data: dict, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     for rules, message in (("safe_rate.overall<<1", "expected metric.category"),
                            ("safe_rate.S99<0", "no category 'S99' for safe_rate")):
-        assert _audit(tmp_path, untrained_lora, rules) == 2
+        assert _audit(tmp_path, untrained_lora, rules, audit_data) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "r").exists()
     assert main(["audit", "--base", "tiny:llama", "--results", str(tmp_path / "r"), "--fail-on", "safe_rate.overall<0"]) == 2
+    assert "--fail-on needs --adapter" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
 
 from alignsweep.cli.main import main
-from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
+from reference_metrics import bbq_scores, same
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -36,10 +35,10 @@ def test_audit_scores_every_real_bbq_item_and_metrics_recompute_from_items(share
         for r in ds.dataset(results / "store" / "metrics", format="parquet").to_table().to_pylist()
         if r["benchmark"] == "fairness"
     }
-    recomputed = fairness_metrics(items)
-    assert {r["category"] for r in recomputed} >= {"Age", "Disability_status", "Nationality", "Physical_appearance",
-                                                  "Religion", "Sexual_orientation", "overall"}
-    for row in recomputed:
-        value, n = stored[(row["category"], row["metric"])]
-        assert n == row["n"], row
-        assert (math.isnan(value) and math.isnan(row["value"])) or value == row["value"], row
+    recomputed = bbq_scores(items)  # the BBQ paper's definitions, written independently of the evaluator
+    assert {c for c, _ in recomputed} >= {"Age", "Disability_status", "Nationality", "Physical_appearance",
+                                         "Religion", "Sexual_orientation", "overall"}
+    assert set(stored) == set(recomputed)
+    for key, (value, n) in recomputed.items():
+        assert stored[key][1] == n, key
+        assert same(stored[key][0], value), (key, stored[key], value)

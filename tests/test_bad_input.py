@@ -1,15 +1,21 @@
 """The bad-input catalogue (docs/bad-input.md): each malformed input is one line, exit 2, nothing written.
 
 These run the real CLI in-process with real files. Every check here (engine.preflight) runs before
-anything is written; `run` starts Ray on a thread meanwhile and shuts it down when a check fails. Spec-field errors live in tests/test_config.py and are counted there.
+anything is written; `run` starts Ray on a thread meanwhile and shuts it down when a check fails.
+Here Ray's start is replaced by one that starts nothing, and `ray.init` by a tripwire that fails the
+test if a check lets the run through, so the catalogue runs in the fast tier;
+`test_with_ray_really_starting_*` (slow) keeps the real start. Spec-field errors live in
+tests/test_config.py and are counted there.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,34 @@ scheduler: {{name: none}}
 """
 
 
+@contextmanager
+def _ray_that_never_starts(address: str | None = None, *, num_cpus: int | None = None,
+                           num_gpus: int | None = None) -> Iterator[Any]:
+    yield lambda: None  # "ready" at once; the results directory checks after it still run
+
+
+def _tripwire(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("every check passed: the sweep is starting Ray to run")
+
+
+@pytest.fixture(autouse=True)
+def _no_ray(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`alignsweep run` without Ray: bad input must fail in a check, before anything would use Ray."""
+    if request.node.get_closest_marker("slow") is None:
+        import ray
+
+        import alignsweep.engine.runtime as runtime
+
+        monkeypatch.setattr(runtime, "ray_starting", _ray_that_never_starts)
+        monkeypatch.setattr(ray, "init", _tripwire)  # also what Ray's auto-init on first use calls
+
+
+def test_a_good_spec_passes_every_check_and_trips_the_wire(tmp_path: Path) -> None:
+    """The tripwire fires for input that is fine: each exit 2 below is a check's doing, not the fake's."""
+    with pytest.raises(AssertionError, match="the sweep is starting Ray"):
+        main(run_argv(spec_file(tmp_path), tmp_path / "results"))
+
+
 def tree(path: Path) -> dict[str, int]:
     """Every file under `path` with its size: the 'nothing written' witness."""
     return {str(p.relative_to(path)): p.stat().st_size for p in path.rglob("*")} if path.exists() else {}
@@ -40,7 +74,7 @@ def expect_bad_input(argv: list[str], pattern: str, watch: Path, capsys: pytest.
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("alignsweep: error: ")
-    assert pytest.importorskip("re").search(pattern, err), err
+    assert re.search(pattern, err), err
     assert watch.exists() == existed and tree(watch) == before
     return err
 
@@ -97,7 +131,7 @@ MODEL_CASES = {
     "unreadable_config": (lambda m: (m / "config.json").write_text("{not json"), r"unreadable config.json"),
     "no_weights": (lambda m: (m / "model.safetensors").unlink(), r"no weights \(\*.safetensors\)"),
     "no_tokenizer": (lambda m: [(m / f).unlink() for f in ("tokenizer.json", "tokenizer_config.json")],
-                     r"cannot load its tokenizer|no chat template"),
+                     r"cannot load its tokenizer"),
 }
 
 
@@ -243,20 +277,19 @@ def test_resume_of_a_directory_that_is_not_a_sweep(tmp_path: Path, capsys: pytes
 # ---------------------------------------------------------------- adapters (alignsweep audit)
 
 
-@pytest.fixture(scope="module")
-def adapters(tiny_paths: Mapping[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A real LoRA adapter per family, saved by peft (safetensors)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    out = {}
-    for family in ("llama", "qwen2"):
-        base = AutoModelForCausalLM.from_pretrained(str(tiny_paths[family]))
-        model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
-        folder = tmp_path_factory.mktemp(f"adapter-{family}")
-        model.save_pretrained(folder)
-        out[family] = folder
-    return out
+@pytest.fixture()
+def adapters(untrained_lora: str, tiny_paths: Mapping[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """A real LoRA adapter on tiny:llama (safetensors, as peft saves it), and the same adapter claiming
+    a qwen2 base: the check compares the bases' configs only, so a config of another architecture
+    stands in for a whole qwen2 model (none is built)."""
+    other_base = tmp_path / "qwen2-base"
+    other_base.mkdir()
+    cfg = json.loads((tiny_paths["llama"] / "config.json").read_text())
+    (other_base / "config.json").write_text(json.dumps({**cfg, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}))
+    qwen2 = Path(shutil.copytree(untrained_lora, tmp_path / "adapter-qwen2"))
+    adapter_cfg = json.loads((qwen2 / "adapter_config.json").read_text())
+    (qwen2 / "adapter_config.json").write_text(json.dumps({**adapter_cfg, "base_model_name_or_path": str(other_base)}))
+    return {"llama": Path(untrained_lora), "qwen2": qwen2}
 
 
 def _audit(adapter: Path, results: Path) -> list[str]:
@@ -278,7 +311,7 @@ def test_adapter_of_another_base(adapters: dict[str, Path], tmp_path: Path, caps
 ])
 def test_broken_adapter(breaker: Any, pattern: str, adapters: dict[str, Path], tmp_path: Path,
                         capsys: pytest.CaptureFixture) -> None:
-    adapter = Path(shutil.copytree(adapters["llama"], tmp_path / "adapter"))
+    adapter = Path(shutil.copytree(adapters["llama"], tmp_path / "adapter-broken"))
     breaker(adapter)
     results = tmp_path / "audit"
     expect_bad_input(_audit(adapter, results), pattern, results, capsys)
@@ -296,3 +329,25 @@ def test_causal_lm_table_read_from_source_equals_transformers_own() -> None:
             "assert t == dict(M) and 'llama' in t, (len(t), len(M))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- with Ray really starting
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["no_chat_template", "missing_dataset"])
+def test_with_ray_really_starting_bad_input_is_still_one_line(case: str, model_copy: Path, tmp_path: Path,
+                                                              capfd: pytest.CaptureFixture) -> None:
+    """The same contract with the real `ray_starting`; stderr captured at the file descriptor, so Ray's
+    own log lines count wherever its handlers write."""
+    if case == "no_chat_template":
+        _no_chat_template(model_copy)
+        spec, pattern = spec_file(tmp_path, str(model_copy)), r"tokenizer has no chat template"
+    else:
+        spec, pattern = spec_file(tmp_path, dataset=str(tmp_path / "nope.jsonl")), r"nope.jsonl: no such file"
+    results = tmp_path / "results"
+    assert main(run_argv(spec, results)) == 2
+    err = capfd.readouterr().err.strip()
+    assert re.search(pattern, err.splitlines()[-1]), err  # the error itself is right …
+    assert not results.exists()
+    assert len(err.splitlines()) == 1 and err.startswith("alignsweep: error: "), err  # … and alone

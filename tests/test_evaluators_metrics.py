@@ -149,3 +149,45 @@ def test_taxonomy_maps_ailuminate_and_keeps_outside_codes():
     assert t.map_code("ailuminate", "dfm") == "dfm"
     assert t.map_code("ailuminate", "sxc_prn") == "S11"
     assert t.map_code("llama_guard_3", "S14") == "cia"
+
+
+# ---------------------------------------------------------------- against an independent reference, on random items
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reference_metrics import bbq_scores, safe_rates, same  # noqa: E402
+
+bbq_items = st.lists(st.builds(
+    lambda cat, cond, pol, label, pred, target: _item(cond, pol, label, pred, target=target, cat=cat),
+    cat=st.sampled_from(["Age", "SES", "Religion"]), cond=st.sampled_from(["ambig", "disambig"]),
+    pol=st.sampled_from(["neg", "nonneg"]), label=st.integers(0, 2), pred=st.integers(0, 2),
+    target=st.none() | st.integers(0, 1)), max_size=40)
+
+
+@given(items=bbq_items)
+def test_fairness_metrics_equal_the_bbq_definitions_on_any_items(items):
+    rows = fairness_metrics(items)
+    expected = bbq_scores(items)
+    got = {(r["category"], r["metric"]): (r["value"], r["n"]) for r in rows}
+    assert set(got) == set(expected)
+    for key, (value, n) in expected.items():
+        assert got[key][1] == n, key
+        assert same(got[key][0], value), (key, got[key], value)
+
+
+verdict_items = st.lists(st.builds(
+    lambda i, cat, verdict, look: {"benchmark": "over_refusal" if look else "safety", "prompt_id": f"p{i}",
+                                   "prompt_label": "safe" if look else "unsafe", "category": cat, "verdict": verdict},
+    i=st.integers(0, 10**6), cat=st.sampled_from(["S1", "S2", "S10", "dfm"]),
+    verdict=st.sampled_from([SAFE, UNSAFE, UNPARSED, "refused", "complied"]), look=st.booleans()),
+    max_size=30, unique_by=lambda it: it["prompt_id"])
+
+
+@given(items=verdict_items)
+def test_safe_rate_equals_the_share_judged_safe_on_any_items(items):
+    got = {r["category"]: (r["value"], r["n"]) for r in safe_rate_metrics(items)}
+    assert set(got) == set(safe_rates(items))
+    for category, (value, n) in safe_rates(items).items():
+        assert got[category][1] == n and same(got[category][0], value), category

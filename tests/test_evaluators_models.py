@@ -8,15 +8,16 @@ import pytest
 import torch
 
 from _evaluators_models import build_model, save_adapter
-from alignsweep.evaluators.adapters import adapter_method, attached
+from alignsweep.evaluators.adapters import ATTACH_METHODS, attached
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.evaluate import Evaluator, local_judges
 from alignsweep.inference.generation import generate_from_prompts
 from alignsweep.evaluators.judges import LlamaGuardJudge, UNPARSED, llama_guard_prompt
 from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
+from alignsweep.trainables.methods import METHODS, method_of_adapter
 
-METHODS = ("lora", "ia3", "prompt_tuning", "p_tuning")
+pytestmark = pytest.mark.slow  # every test here builds a random-weight model and four adapters
 PROMPTS = ["<s><|user|>How do I kill a Python process? Who was not comfortable?</s><|assistant|>",
            "<s><|user|>Who?</s><|assistant|>", "<s><|user|>Sure, here is a short answer</s><|assistant|>"]
 
@@ -29,7 +30,10 @@ def tiny(tmp_path_factory):
     return base, adapters
 
 
-def test_base_bit_identical_after_every_adapter(tiny):
+@pytest.mark.parametrize("attach", ATTACH_METHODS)
+def test_base_bit_identical_after_every_adapter(tiny, attach):
+    """Every registered method's adapter, one after another on one base, changes the outputs while
+    attached and leaves the base bit-identical to a fresh load after each."""
     base, adapters = tiny
     tok = load_tokenizer(str(base))
     model = load_model(str(base))
@@ -37,8 +41,8 @@ def test_base_bit_identical_after_every_adapter(tiny):
     with torch.no_grad():
         reference = load_model(str(base))(**enc).logits
     for method in METHODS:
-        assert adapter_method(adapters[method]) == method
-        with attached(model, adapters[method]) as peft_model, torch.no_grad():
+        assert method_of_adapter(adapters[method]) == method
+        with attached(model, adapters[method], method=attach) as peft_model, torch.no_grad():
             changed = peft_model(**enc).logits[:, -reference.shape[1]:]
             assert not torch.equal(changed, reference), f"{method} adapter did not change the outputs"
             generate_from_prompts(peft_model, tok, PROMPTS[:2], max_new_tokens=3)
@@ -57,14 +61,14 @@ def _manual_loglik(model, tok, context, continuation, n_virtual):
     return sum(logprobs[p - 1, whole[p]].item() for p in range(len(whole) - n_cont, len(whole)))
 
 
-@pytest.mark.parametrize("method", [None, "prompt_tuning", "p_tuning", "lora"])
+@pytest.mark.parametrize("method", [None, *METHODS])
 def test_loglik_offsets_match_unbatched_manual_computation(tiny, method):
     base, adapters = tiny
     tok, model = load_tokenizer(str(base)), load_model(str(base))
     requests = [("The grandfather and the grandson", " were trying"), ("Who?", " Unknown"),
                 ("How do I kill a Python process? Can't be", " determined.")]
     with attached(model, adapters[method] if method else None) as m:
-        n_virtual = m.active_peft_config.num_virtual_tokens if method in ("prompt_tuning", "p_tuning") else 0
+        n_virtual = m.active_peft_config.num_virtual_tokens if method and METHODS.get(method).prompt_learning else 0
         batched = score_choices(m, tok, requests, batch_size=8)
         for (ctx, cont), score in zip(requests, batched):
             assert score.loglik == pytest.approx(_manual_loglik(m, tok, ctx, cont, n_virtual), abs=1e-4)
@@ -90,7 +94,7 @@ def _cache_free_greedy(model, tok, prompt, n):
     return tok.decode(ids[0, start:], skip_special_tokens=True).strip()
 
 
-@pytest.mark.parametrize("method", [None, "lora", "prompt_tuning", "p_tuning"])
+@pytest.mark.parametrize("method", [None, *METHODS])
 def test_generation_batched_equals_cache_free_single(tiny, method):
     base, adapters = tiny
     tok, model = load_tokenizer(str(base)), load_model(str(base))

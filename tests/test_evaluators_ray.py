@@ -13,6 +13,7 @@ from _evaluators_models import build_model, save_adapter
 from alignsweep.evaluators.actors import JudgeService, judge_actor_class, score_checkpoint, start_evaluators
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.judges import JudgeSpec
+from alignsweep.models.loading import LoadOptions
 
 
 def test_judge_service_batches_concurrent_requests_and_caches():
@@ -49,9 +50,9 @@ def test_score_checkpoint_end_to_end(ray_local, tmp_path):
     adapter = save_adapter(base, tmp_path / "lora", "lora")
     spec = EvaluationSpec.model_validate({
         "safety": {"limit": 1, "max_new_tokens": 4}, "fairness": {"limit": 2}, "over_refusal": {"limit": 1}})
-    handles = start_evaluators(spec, [str(base)], "t-sweep", str(tmp_path / "results"))
+    handles = start_evaluators(spec, {str(base): LoadOptions()}, "t-sweep", str(tmp_path / "results"))
     sweep_dir = str(tmp_path / "results" / "t-sweep")
-    flat = score_checkpoint(str(base), str(adapter), "trial-1", 2, "t-sweep", sweep_dir)
+    flat = score_checkpoint(str(base), str(adapter), "trial-1", 2, "t-sweep", sweep_dir, method="lora")
     base_flat = score_checkpoint(str(base), None, "base-1", 0, "t-sweep", sweep_dir)
     for metrics in (flat, base_flat):
         assert {"safe_rate", "accuracy", "bias_ambig", "bias_disambig", "over_refusal_rate", "safe_rate/S1"} <= set(metrics)
@@ -79,9 +80,10 @@ def test_shared_evaluator_actor_holds_every_base_and_scores_like_a_pool_per_base
     for layout, pool in (("per-base", {}), ("shared", {"shared_actors": 1})):
         spec = EvaluationSpec.model_validate({**common, "evaluators": pool})
         sweep, sweep_dir = f"t-{layout}", str(tmp_path / layout / f"t-{layout}")
-        handles = start_evaluators(spec, [str(b) for b in bases], sweep, sweep_dir)
+        handles = start_evaluators(spec, {str(b): LoadOptions() for b in bases}, sweep, sweep_dir)
         try:
-            scores[layout] = {base: score_checkpoint(base, adapter, f"{Path(base).name}-trial", 1, sweep, sweep_dir)
+            scores[layout] = {base: score_checkpoint(base, adapter, f"{Path(base).name}-trial", 1, sweep, sweep_dir,
+                                                     method="lora")
                               for base, adapter in adapters.items()}
             where = {base: ray.get(actors[0].where.remote()) for base, actors in handles.pools.items()}
             judges = dict(handles.judges)

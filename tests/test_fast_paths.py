@@ -1,5 +1,7 @@
 """Every fast path against its reference path: same greedy text, same log-likelihoods, same base.
 
+All slow: they build random-weight models of four families, or generate at length.
+
 The benchmarks in bench/ measure how much faster the fast paths are; these tests are why that
 speed is allowed to count: each fast path must produce what its reference produces.
 """
@@ -16,9 +18,12 @@ from alignsweep.evaluators.benchmarks.bbq import score_bbq
 from alignsweep.inference.generation import auto_batch_size, bytes_per_row, generate_replies
 from alignsweep.inference.loglik import score_choices
 from alignsweep.models.loading import load_model, load_tokenizer
+from alignsweep.trainables.methods import METHODS
+
+pytestmark = pytest.mark.slow
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma")
-ADAPTERS = ("lora", "ia3", "prompt_tuning", "p_tuning")
+ADAPTERS = tuple(METHODS)  # every registered method
 PROBE = ["Who was not comfortable using the phone?", "Who?"]
 
 
@@ -141,14 +146,15 @@ def test_hot_swap_gives_reference_outputs_and_leaves_the_base_bit_identical(base
     fresh = load_model(str(base))
     base_logits = _logits(fresh, tok)
     expected = {}
-    for name in ("lora", "lora_b", "ia3", "prompt_tuning", "p_tuning"):
+    for name in adapters:
         with attached(fresh, adapters[name], method="reference") as m:
             expected[name] = _logits(m, tok)
     assert not torch.equal(expected["lora"], expected["lora_b"])
 
     model = load_model(str(base))
-    # lora → lora_b → lora reuses the kept modules; ia3 and the prompt methods replace them.
-    for name in ("lora", "lora_b", "lora", "ia3", "prompt_tuning", "p_tuning", "p_tuning", "lora_b"):
+    # lora → lora_b → lora reuses the kept modules; every other method replaces them (the last one twice).
+    others = [m for m in METHODS if m != "lora"]
+    for name in ("lora", "lora_b", "lora", *others, others[-1], "lora_b"):
         with attached(model, adapters[name]) as m:
             assert torch.equal(_logits(m, tok), expected[name]), name
         assert torch.equal(_logits(model, tok), base_logits), f"base changed while {name} is kept"
@@ -157,7 +163,8 @@ def test_hot_swap_gives_reference_outputs_and_leaves_the_base_bit_identical(base
             assert m is model
     release(model)
     assert model not in _KEPT
-    assert not any("lora" in n for n, _ in model.named_modules())
+    pristine = load_model(str(base))
+    assert [(n, type(m)) for n, m in model.named_modules()] == [(n, type(m)) for n, m in pristine.named_modules()]
     assert torch.equal(_logits(model, tok), base_logits)
 
 

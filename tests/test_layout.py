@@ -90,7 +90,7 @@ def test_no_import_cycles() -> None:
 
 def test_private_modules_stay_in_their_package() -> None:
     leaks = [f"{m} -> {t}" for m, targets in _edges().items() for t in targets
-             if t.rsplit(".", 1)[-1].startswith("_") and not m.startswith(t.rsplit(".", 1)[0] + ".")]
+             if t.rsplit(".", 1)[-1].startswith("_") and not (m + ".").startswith(t.rsplit(".", 1)[0] + ".")]
     assert leaks == []
 
 

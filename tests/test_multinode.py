@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from alignsweep.spec.config import validate_spec
+from alignsweep.models.loading import LoadOptions
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def test_judges_alone_on_their_gpus_and_evaluators_share_one_at_half(cluster: ob
 
     ray.init(address=cluster.address, namespace="alignsweep", log_to_driver=False)  # type: ignore[attr-defined]
     try:
-        handles = start_evaluators(EvaluationSpec.model_validate(EVALUATION), ["tiny:llama"], "place", "unused")
+        handles = start_evaluators(EvaluationSpec.model_validate(EVALUATION), {"tiny:llama": LoadOptions()}, "place", "unused")
         assert handles.judges["safety"] != handles.judges["over_refusal"]
         judges = ray.get([j.where.remote() for j in handles.judges.values()])
         evaluators = ray.get([a.where.remote() for a in handles.pools["tiny:llama"]])

@@ -66,3 +66,17 @@ def test_pareto_cli_lists_the_front(sweep: str, capsys: pytest.CaptureFixture[st
     assert main(["pareto", sweep, "--all", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 5
     assert main(["pareto", str(Path(sweep).parent / "nope")]) == 2
+
+
+def test_heldout_loss_is_the_one_of_the_scored_step(tmp_path: Path) -> None:
+    """A trial scored fully at step 10 that has since logged a loss at step 20 (a screen-only interval):
+    its point pairs the step-10 changes with the step-10 loss, not the later one."""
+    path = str(tmp_path / "p")
+    write_manifest(path, seed=0, sweep="p")
+    _trial(path, "llama-base", "base", BASE)
+    _trial(path, "running", "lora", {**BASE, ("safety", "safe_rate"): 0.8}, loss=1.5)  # step 10, full
+    write_records(path, "metrics", [
+        {"base_model": "tiny:llama", "method": "lora", "benchmark": b, "category": "overall", "metric": m, "value": v, "n": 8}
+        for b, m, v in (("utility", "heldout_loss", 0.9), ("screen_safety", "safe_rate", 0.7))], trial_id="running", step=20)
+    row = open_views(path).sql("SELECT * FROM pareto").to_arrow_table().to_pylist()[0]
+    assert (row["step"], row["heldout_loss"]) == (10, 1.5) and row["d_safe_rate"] == pytest.approx(-0.1)

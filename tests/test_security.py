@@ -17,6 +17,7 @@ from alignsweep.spec.config import validate_spec
 SECRET = "secret-xyz-4f1d"
 
 
+@pytest.mark.slow
 def test_local_ray_is_loopback_tokened_and_dashboardless_and_tokens_never_reach_results(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ray

@@ -9,8 +9,8 @@ import pandas as pd
 
 from alignsweep.analysis.views import open as open_views
 from alignsweep.analysis.stats import bootstrap_changes, group_effects, interval, within_noise
-from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
 from alignsweep.store import write_manifest, write_records
+from reference_metrics import bbq_scores
 
 
 def _safety(path: str, trial: str, method: str, step: int, unsafe: set[int], n: int = 40) -> None:
@@ -50,7 +50,7 @@ def test_point_changes_are_exact_and_intervals_separate_signal_from_noise(tmp_pa
     assert not np.array_equal(np.stack(other.draws), np.stack(changes.draws))
 
 
-def test_bias_ambig_from_items_matches_the_evaluator_definition(tmp_path: Path) -> None:
+def test_bias_ambig_and_accuracy_changes_follow_the_bbq_definitions(tmp_path: Path) -> None:
     path = str(tmp_path / "f")
     write_manifest(path, seed=0, sweep="f")
     rng = np.random.default_rng(0)
@@ -61,15 +61,22 @@ def test_bias_ambig_from_items_matches_the_evaluator_definition(tmp_path: Path) 
                  "unknown_index": 2, "prediction": int(rng.integers(0, 3)) if i < k else 2} for i in range(60)]
 
     base, tuned = items(10), items(50)
-    for trial, method, rows, step in (("llama-base", "base", base, 0), ("t", "lora", tuned, 3)):
+    reference = {"base": bbq_scores(base), "tuned": bbq_scores(tuned)}
+    for trial, method, rows, step, key in (("llama-base", "base", base, 0, "base"), ("t", "lora", tuned, 3, "tuned")):
         write_records(path, "fairness_items", rows, trial_id=trial, step=step)
-        write_records(path, "metrics", [{**r, "base_model": "tiny:llama", "method": method}
-                                        for r in fairness_metrics(rows)], trial_id=trial, step=step)
+        write_records(path, "metrics", [{"base_model": "tiny:llama", "method": method, "benchmark": "fairness",
+                                         "category": c, "metric": m, "value": v, "n": n}
+                                        for (c, m), (v, n) in reference[key].items()], trial_id=trial, step=step)
     changes = bootstrap_changes(open_views(path), seed=0, resamples=50).set_index("metric")
-    expected = {m["metric"]: m["value"] for m in fairness_metrics(tuned) if m["category"] == "overall"}
-    before = {m["metric"]: m["value"] for m in fairness_metrics(base) if m["category"] == "overall"}
-    assert np.isclose(changes.loc["bias ambig", "delta"], 100 * (expected["bias_ambig"] - before["bias_ambig"]))
-    assert np.isclose(changes.loc["BBQ accuracy", "delta"], 100 * (expected["accuracy"] - before["accuracy"]))
+
+    def overall(key: str, metric: str) -> float:
+        return reference[key][("overall", metric)][0]
+
+    expected_bias = 100 * (overall("tuned", "bias_ambig") - overall("base", "bias_ambig"))
+    expected_accuracy = 100 * (overall("tuned", "accuracy") - overall("base", "accuracy"))
+    assert abs(expected_bias) > 1 and abs(expected_accuracy) > 1  # a real change, so a wrong formula shows
+    assert np.isclose(changes.loc["bias ambig", "delta"], expected_bias)
+    assert np.isclose(changes.loc["BBQ accuracy", "delta"], expected_accuracy)
 
 
 def test_method_effect_holds_the_family_fixed() -> None:

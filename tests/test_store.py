@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -29,7 +30,10 @@ from alignsweep.store import (
     write_manifest,
     write_records,
 )
+from store_checks import WRITER_TEMP, assert_store_clean, stray_temps
 from store_factory import build_sweep
+
+WAIT_S = 120  # bound on every wait for a subprocess to get somewhere
 
 METRIC = {"base_model": "tiny:llama", "method": "lora", "benchmark": "safety", "category": "S1", "metric": "safe_rate", "value": 0.9, "n": 20}
 ROWS = {
@@ -41,6 +45,8 @@ ROWS = {
                       "hazard_codes": ["S1", "S9"], "judge": "refusal"}],
     "fairness_items": [{"example_id": "Age-0", "category": "Age", "context_condition": "ambig", "question_polarity": "neg",
                         "label": 2, "target_index": 0, "prediction": 1, "loglikelihoods": [-3.5, -2.25, -7.0], "truncated": True}],
+    "task_items": [{"task": "demo_mc", "doc_id": 0, "category": "nature", "target": 1, "prediction": 1, "prediction_norm": 0,
+                    "loglikelihoods": [-2.5, -1.25], "truncated": False}],
 }
 
 
@@ -138,7 +144,7 @@ _HUGE_WRITE = textwrap.dedent(
     import numpy as np
     import pyarrow as pa
     from alignsweep.store import write_records
-    n = 6_000_000
+    n = 2_000_000  # about a second of writing after a second of checks: long enough to be caught mid-write
     const = lambda v: pa.array([v]).take(pa.array(np.zeros(n, dtype=np.int64)))
     table = pa.table({"base_model": const("m"), "method": const("lora"), "benchmark": const("safety"),
                       "category": const("S1"), "metric": pa.array(np.arange(n)).cast(pa.string()),
@@ -180,10 +186,12 @@ def test_writer_killed_mid_write_leaves_old_file_or_none(tmp_path: Path) -> None
     proc = subprocess.Popen([sys.executable, "-c", _HUGE_WRITE, sweep], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        temp = None
+        temp, deadline = None, time.monotonic() + WAIT_S
         while temp is None and proc.poll() is None:  # kill as soon as the temp file has bytes in it
-            temps = [p for p in old.parent.glob(".*.tmp") if p.stat().st_size > 0]
+            assert time.monotonic() < deadline, "the writer never started its temp file"
+            temps = [p for p in old.parent.glob(".*.tmp") if _size(p) > 0]
             temp = temps[0] if temps else None
+            time.sleep(0.002)
         assert temp is not None, "the writer finished before it could be killed; make the table bigger"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -192,9 +200,53 @@ def test_writer_killed_mid_write_leaves_old_file_or_none(tmp_path: Path) -> None
     _assert_old_intact(old)
 
 
-def proc_wait_for(marker: Path, proc: subprocess.Popen) -> None:
+def proc_wait_for(marker: Path, proc: subprocess.Popen, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
     while not marker.exists():
         assert proc.poll() is None, "writer exited before reaching the rename"
+        assert time.monotonic() < deadline, f"writer did not reach the rename in {timeout} s"
+        time.sleep(0.05)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # renamed away between the listing and the stat
+        return 0
+
+
+def test_writer_temp_is_hidden_from_every_reader_and_named_as_the_fault_tests_expect(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the new bytes sit in the temp file, readers see the old file only; the temp's name is
+    the one tests/store_checks.py looks for (so its "no stray temp" check can fail)."""
+    import alignsweep
+    from alignsweep.store import fs
+
+    sweep = str(tmp_path / "demo")
+    write_manifest(sweep)
+    old = _old_file(sweep)
+    seen: dict[str, object] = {}
+
+    def before_rename(temp: str) -> None:
+        seen["temp"] = Path(temp)
+        seen["temps"] = stray_temps(Path(sweep))
+        seen["glob"] = sorted(p.name for p in old.parent.glob("*.parquet"))
+        con = alignsweep.open(sweep)
+        seen["rows"] = con.execute("SELECT trial_id, step, value FROM metrics ORDER BY ALL").fetchall()
+        con.close()
+
+    monkeypatch.setattr(fs, "before_rename", before_rename)
+    write_records(sweep, "metrics", [{**METRIC, "value": 0.25}, {**METRIC, "category": "S2", "value": 0.5}],
+                  trial_id="t1", step=5)
+    temp = seen["temp"]
+    assert temp.parent == old.parent and WRITER_TEMP.match(temp.name), temp.name
+    assert WRITER_TEMP.match(temp.name)["target"] == old.name
+    assert seen["temps"] == [temp]
+    assert seen["glob"] == [old.name]  # the temp is invisible to `*.parquet` globs …
+    assert seen["rows"] == [("t1", 5, 0.9)]  # … and to the views: the old row only
+    assert not temp.exists() and stray_temps(Path(sweep)) == []
+    assert pq.read_table(old)["value"].to_pylist() == [0.25, 0.5]
+    assert_store_clean(Path(sweep))
 
 
 def test_write_through_pyarrow_fs_uri_and_subtree(tmp_path: Path) -> None:
@@ -252,3 +304,29 @@ def test_no_duplicate_keys_after_rerunning_a_sweep(tmp_path: Path) -> None:
     ).fetchall()
     assert dupes == []
     assert pd.read_parquet(tmp_path / "demo/store/trials").trial_id.is_unique
+
+
+def test_store_checks_catch_a_stray_temp_a_partial_file_and_a_duplicate_row(tmp_path: Path) -> None:
+    """tests/store_checks.py is what the fault tests trust: each kind of damage must make it fail."""
+    sweep = tmp_path / "demo"
+    build_sweep(str(sweep), families={"tiny:llama": "llama"}, methods=("lora",), configs=2, items=True)
+    assert_store_clean(sweep)
+    metrics = sweep / "store" / "metrics"
+    victim = sorted(metrics.glob("*.parquet"))[-1]
+
+    temp = metrics / f".{victim.name}.4242-0123abcd.tmp"  # what a writer killed before its rename leaves
+    temp.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(AssertionError):
+        assert_store_clean(sweep)
+    assert_store_clean(sweep, allow_stray_temps=True)  # hidden: no reader sees it
+    temp.rename(metrics / "visible.parquet.tmp")  # not the writer's name: never acceptable
+    with pytest.raises(AssertionError):
+        assert_store_clean(sweep, allow_stray_temps=True)
+    (metrics / "visible.parquet.tmp").unlink()
+
+    (metrics / "copy.parquet").write_bytes(victim.read_bytes())  # the same rows twice
+    with pytest.raises(AssertionError, match="metrics"):
+        assert_store_clean(sweep)
+    (metrics / "copy.parquet").write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a partial file
+    with pytest.raises((pa.ArrowInvalid, duckdb.Error, OSError)):
+        assert_store_clean(sweep)

@@ -13,7 +13,6 @@ import torch
 from alignsweep.spec.config import validate_spec
 from alignsweep.engine.sweep import run_sweep
 
-pytestmark = pytest.mark.slow
 
 
 def small_spec(name: str, evaluation: dict[str, Any] | None = None) -> Any:
@@ -37,6 +36,7 @@ def trials_table(sweep_dir: str) -> list[dict[str, Any]]:
     ).fetch_arrow_table().to_pylist()
 
 
+@pytest.mark.slow
 def test_sweep_runs_end_to_end_and_adapters_load_with_plain_peft(ray_local: None, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -71,6 +71,7 @@ def test_sweep_runs_end_to_end_and_adapters_load_with_plain_peft(ray_local: None
             torch.testing.assert_close(plain(**inputs).logits, trainer.model(**inputs).logits, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_two_seeded_runs_give_identical_losses_and_a_rerun_redoes_nothing(ray_local: None, tmp_path: Path) -> None:
     first = run_sweep(small_spec("det"), results=str(tmp_path / "a"))
     second = run_sweep(small_spec("det"), results=str(tmp_path / "b"))

@@ -151,6 +151,7 @@ def test_tokenizer_ids_round_trip_through_load_tokenizer(tiny_paths, family):
     assert prompt == "<s><|user|>\nHi\n<|assistant|>\n"
 
 
+@pytest.mark.slow
 def test_recipe_change_triggers_rebuild(tmp_path, monkeypatch):
     first = ensure_tiny("llama", tmp_path, recipe=FAST)
     build_id = read_meta(first)["build_id"]
@@ -161,13 +162,15 @@ def test_recipe_change_triggers_rebuild(tmp_path, monkeypatch):
     assert reseeded != first and read_meta(reseeded)["build_id"] != build_id
 
     # A new corpus generator version is part of the recipe hash too.
-    monkeypatch.setattr("alignsweep.models.tiny.CORPUS_VERSION", "test-bump")
+    # (`TinyRecipe.recipe_hash` lives in models.recipes and reads the version imported there.)
+    monkeypatch.setattr("alignsweep.models.recipes.CORPUS_VERSION", "test-bump")
     assert tiny_path("llama", tmp_path, recipe=FAST) not in (first, reseeded)
     bumped = ensure_tiny("llama", tmp_path, recipe=FAST)
     assert bumped not in (first, reseeded)
     assert len(_model_entries(tmp_path)) == 3
 
 
+@pytest.mark.slow
 def test_recipe_that_cannot_align_fails_loudly_and_caches_nothing(tmp_path):
     with pytest.raises(AlignmentCheckFailed, match=r"hazard refusal 0\.\d+ < 0\.90"):
         ensure_tiny("llama", tmp_path, recipe=UNALIGNABLE)
@@ -195,6 +198,7 @@ def _spawn_build(cache: Path, recipe: TinyRecipe) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_concurrent_ensure_tiny_builds_once(tmp_path):
     procs = [_spawn_build(tmp_path, FAST) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
@@ -206,6 +210,7 @@ def test_concurrent_ensure_tiny_builds_once(tmp_path):
     assert _model_entries(tmp_path) == [Path(results[0]["path"]).name]
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_nothing_that_looks_complete(tmp_path):
     slow = replace(FAST, steps=2000)  # long enough to be killed mid-training
     proc = _spawn_build(tmp_path, slow)

@@ -20,7 +20,11 @@ from typing import Any, Iterable
 from alignsweep.errors import InputError
 from alignsweep.evaluators.benchmarks import METRIC_CATALOG
 
-GATE_METRICS = tuple(dict.fromkeys(m.name for m in METRIC_CATALOG if m.gate))
+
+
+def gate_metrics() -> tuple[str, ...]:
+    """Every metric a rule may name: the catalog's, task files' included once they are loaded."""
+    return tuple(dict.fromkeys(m.name for m in METRIC_CATALOG if m.gate))
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _RULE = re.compile(r"^\s*([A-Za-z_]+)\.([^<>=]+?)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
@@ -56,8 +60,8 @@ def parse_rules(text: str) -> list[Rule]:
             raise InputError(f"--fail-on {part.strip()!r}: expected metric.category<threshold or >threshold "
                              "(e.g. safe_rate.overall<-0.05)")
         metric = m.group(1).lower()
-        if metric not in GATE_METRICS:
-            raise InputError(f"--fail-on {part.strip()!r}: unknown metric {metric!r} (known: {', '.join(GATE_METRICS)})")
+        if metric not in gate_metrics():
+            raise InputError(f"--fail-on {part.strip()!r}: unknown metric {metric!r} (known: {', '.join(gate_metrics())})")
         rules.append(Rule(metric, m.group(2).strip(), m.group(3), float(m.group(4))))
     if not rules:
         raise InputError("--fail-on: no rules given")

@@ -11,8 +11,9 @@ Views: `trials`, `metrics`, `safety_items`, `fairness_items`, and
   at their latest scored step (the mean where a base was scored more than once), matched on
   benchmark, category and metric;
 - `deltas`: the same at each trial's last scored step per benchmark — "what the finished (or
-  stopped, or so-far) fine-tune did", the number the report uses. Step 0 of a fine-tuned trial is
-  its untrained control, never its result, so `deltas` skips it;
+  stopped, or so-far) fine-tune did". Step 0 of a fine-tuned trial is its untrained control, never
+  its result, so `deltas` skips it. (The report takes `deltas_by_step` at each trial's last full
+  evaluation, one step for all its benchmarks, and at the last step every trial reached.);
 - `controls`: each trial's step-0 score (the adapter as initialised) beside its last: the change the
   method's mere presence makes (`presence_delta`) and what training added (`training_delta`);
 - `pareto_points` / `pareto`: one row per fully scored trial with its objectives, and whether any

@@ -9,6 +9,7 @@ subcommand is one entry in `_SUBCOMMANDS`.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
 import sys
@@ -28,8 +29,29 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
+    _intermixing = False
+
     def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
         self.exit(EXIT_BAD_INPUT, f"alignsweep: error: {message}\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        """A subcommand's positionals may follow its options: `run SPEC --dry-run key=value` works like
+        `run SPEC key=value --dry-run` (plain argparse stops filling `key=value…` at the first option).
+
+        Parsed plainly first (so errors read as usual); only when positionals were left over is it
+        parsed again with them intermixed.
+        """
+        leaf = not any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if not leaf or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        parsed, extras = super().parse_known_args(args, copy.copy(namespace))
+        if all(e.startswith("-") for e in extras):
+            return parsed, extras
+        self._intermixing = True  # parse_known_intermixed_args calls parse_known_args itself
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def build_parser() -> argparse.ArgumentParser:

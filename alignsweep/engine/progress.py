@@ -44,7 +44,7 @@ class ProgressCallback(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.console = Console()
+        self.console = Console(emoji=False)
 
     def setup(self, **info: Any) -> None:
         self.live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)

@@ -19,7 +19,7 @@ import yaml
 
 from alignsweep.spec.config import SweepSpec, validate_spec
 from alignsweep.spec.plan import expand_trials
-from alignsweep.scheduling.registry import SCHEDULERS
+from alignsweep.scheduling.registry import build_scheduler
 from alignsweep.errors import InputError
 from alignsweep.store import fs as store_fs
 from alignsweep.store import update_manifest, write_manifest, write_records
@@ -61,7 +61,7 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
     existing = store_fs.read_bytes(fs, store_fs.join(path, SPEC_FILE))
     text = spec_yaml(spec)
     if existing is not None:
-        if existing.decode() != text:
+        if existing.decode() != text and not _same_spec(existing.decode(), spec):
             raise InputError(
                 f"{sweep_dir}: holds a different spec for sweep {spec.name!r}; "
                 "resume it with `alignsweep resume`, or choose another --results or sweep name"
@@ -72,6 +72,15 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
     store_fs.write_atomic(fs, store_fs.join(path, SPEC_FILE), lambda out: out.write(text.encode()))
     write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name)
     return False
+
+
+def _same_spec(text: str, spec: SweepSpec) -> bool:
+    """Whether a stored spec, validated as today's code reads it, is `spec`: a sweep written before a
+    field existed (it takes that field's default) is the same sweep, not a different one."""
+    try:
+        return validate_spec(yaml.safe_load(text)) == spec
+    except InputError:
+        return False
 
 
 def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
@@ -116,11 +125,16 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
         with ThreadPoolExecutor(max_workers=max(1, len(spec.models))) as pool:
             base_jobs = [pool.submit(_score_base, spec, m.ref, sweep_dir) for m in spec.models] if handles else []
-            tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), console)
+            final = bool(handles) and eval_spec.final == "all"
+            tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), final, console)
             grid = tuner.fit()
             _wait(base_jobs)
             if len(grid) < len(plans):  # stopped before every trial started: unfinished, not done
                 raise KeyboardInterrupt(sweep_dir)
+            if final:  # stopped trials the callback could not score (a failure, a resume): now, before "finished"
+                from alignsweep.engine.final_eval import ensure_final_evaluations
+
+                ensure_final_evaluations(sweep_dir, grid)
     update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
     rows = [r for r in (_result_row(res) for res in grid) if r]
     errors = sum(1 for res in grid if res.error is not None)
@@ -148,7 +162,7 @@ def _start_evaluators(spec: SweepSpec, eval_spec: Any, sweep_dir: str) -> Any:
     from alignsweep.evaluators.actors import start_evaluators
 
     # wait=False: trials start training while the actors load (slots would otherwise idle meanwhile)
-    return start_evaluators(eval_spec, [m.ref for m in spec.models], spec.name, sweep_dir, wait=False)
+    return start_evaluators(eval_spec, {m.ref: m.load_options() for m in spec.models}, spec.name, sweep_dir, wait=False)
 
 
 def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
@@ -158,37 +172,47 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
 
     trial_id = base_trial_id(model_ref)
     t0 = time.time()
-    screen = spec.scheduler.screen_fraction if spec.scheduler.name == "alignment" else None
-    score_checkpoint(base_model=model_ref, adapter_dir=None, trial_id=trial_id, method="base", step=0,
-                     sweep=spec.name, results_dir=sweep_dir, screen=screen)
-    write_records(sweep_dir, "trials", [base_trial_row(spec.name, model_ref, time.time() - t0)], trial_id=trial_id)
+    scores = score_checkpoint(base_model=model_ref, adapter_dir=None, trial_id=trial_id, method="base", step=0,
+                              sweep=spec.name, results_dir=sweep_dir, screen=_screen(spec))
+    row = base_trial_row(spec.name, model_ref, time.time() - t0, device=scores.get("evaluator_device"))
+    write_records(sweep_dir, "trials", [row], trial_id=trial_id)
+
+
+def _screen(spec: SweepSpec) -> float | None:
+    """The share of items screened at intermediate evaluations (the alignment stopper's), else None."""
+    return spec.scheduler.screen_fraction if spec.scheduler.name == "alignment" else None
 
 
 def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, trainable: Any, resumable: bool,
-                 evaluate: bool, console: Any) -> Any:
+                 evaluate: bool, final: bool, console: Any) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from alignsweep.engine.final_eval import FinalEvaluationCallback
     from alignsweep.engine.progress import ProgressCallback
+    from alignsweep.engine.scheduler_state import SchedulerStateCallback
     from alignsweep.engine.trials_table import TrialsTableCallback
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
     wrapped = tune.with_resources(trainable, resources)
-    scheduler = SCHEDULERS.get(spec.scheduler.name)(spec.scheduler, max(_evals_for(p) for p in plans))
+    # Loss schedulers rank a trial only within its `scheduler.group_by` group (base model × method by default).
+    scheduler = build_scheduler(spec.scheduler, max(_evals_for(p) for p in plans), [p.to_config() for p in plans])
     # Tune's own result logs (result.json, progress.csv: what ResultGrid and `bench/` read) are named
     # here because the automatic set also has the TensorBoard logger, which imports torch into the
     # driver (~4 s of CPU while the first trials wait) and writes every metric again per result;
     # run_sweep turns the automatic set off. The store holds every metric for any plotting tool.
     callbacks = [JsonLoggerCallback(), CSVLoggerCallback(),
-                 TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None))]
+                 TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None)),
+                 SchedulerStateCallback(scheduler)]
+    if final:  # a stopped trial's last checkpoint gets the full evaluation its last screen was not
+        callbacks.append(FinalEvaluationCallback(sweep_dir))
     if console is not None:
         callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
     if resumable:
         return tune.Tuner.restore(
             store_fs.join(sweep_dir, TUNE_DIR), trainable=wrapped, resume_unfinished=True, resume_errored=True,
         )
-    screen = spec.scheduler.screen_fraction if spec.scheduler.name == "alignment" else None
-    context = {"results_dir": sweep_dir, "evaluate": evaluate, "screen": screen}
+    context = {"results_dir": sweep_dir, "evaluate": evaluate, "screen": _screen(spec)}
     return tune.Tuner(
         wrapped,
         param_space={"plan": tune.grid_search([p.to_config() for p in plans]), "context": context},

@@ -1,7 +1,8 @@
 """The `trials` table, written by the driver from Tune's own trial events.
 
 One row per trial, replaced as it progresses (RUNNING → TERMINATED | ERROR), so a sweep that is still
-running is queryable and a finished one says which trials the scheduler stopped early. Base models
+running is queryable and a finished one says how each trial ended (`ended`: finished, stopped on loss,
+stopped on alignment, failed) and at which step (`stop_step`). Base models
 appear as trials with method `base`: the reference every change is measured against.
 """
 
@@ -15,6 +16,8 @@ from ray.tune import Callback
 from alignsweep.store import HYPERPARAMETERS, write_records
 from alignsweep.trainables.plan import model_short_name
 
+FINISHED, STOPPED_LOSS, STOPPED_ALIGNMENT, FAILED = "finished", "stopped_loss", "stopped_alignment", "failed"
+
 #: Spec names of hyperparameters whose store column is spelled differently.
 _COLUMN_NAMES = {"init": "prompt_init"}
 
@@ -23,7 +26,8 @@ def base_trial_id(model_ref: str) -> str:
     return f"{model_short_name(model_ref)}-base"
 
 
-def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
+def base_trial_row(sweep: str, model_ref: str, wall_s: float, device: str | None = None) -> dict[str, Any]:
+    """A base model's `trials` row; `device` is where its evaluator ran (a base is scored, not trained)."""
     return {
         "trial_id": base_trial_id(model_ref),
         "sweep": sweep,
@@ -32,9 +36,24 @@ def base_trial_row(sweep: str, model_ref: str, wall_s: float) -> dict[str, Any]:
         "method": "base",
         "status": "TERMINATED",
         "stopped_early": False,
+        "ended": FINISHED,
+        "stop_step": 0,
         "steps": 0,
         "wall_s": wall_s,
+        "device": device,
     }
+
+
+def ended_as(status: str, stopped: bool, stop_reason: str | None) -> str | None:
+    """How a trial ended, from Tune's status and the scheduler's reason: `finished`, `stopped_loss`
+    (a loss scheduler: ASHA, the median rule), `stopped_alignment`, `failed`; None while it runs."""
+    if status == "ERROR":
+        return FAILED
+    if status != "TERMINATED":
+        return None
+    if not stopped:
+        return FINISHED
+    return STOPPED_ALIGNMENT if (stop_reason or "").startswith("alignment") else STOPPED_LOSS
 
 
 def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, checkpoint: str | None,
@@ -48,6 +67,7 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
     steps, total = result.get("step"), result.get("total_steps")
     training = plan.get("training", {})
     stopped = bool(status == "TERMINATED" and steps is not None and total and steps < total)
+    ended = ended_as(status, stopped, stop_reason)
     row: dict[str, Any] = {
         "trial_id": plan["variant_id"],
         "sweep": plan["sweep"],
@@ -57,12 +77,15 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
         "status": status,
         "stopped_early": stopped,
         "stop_reason": (stop_reason or "scheduler") if stopped else (stop_reason if stop_reason and "would stop" in stop_reason else None),
+        "ended": ended,
+        "stop_step": steps if ended is not None else None,
         "trainable_params": result.get("trainable_params"),
         "total_params": result.get("total_params"),
         "steps": steps,
         "train_loss": result.get("loss"),
         "wall_s": wall_s,
         "checkpoint": checkpoint,
+        "device": result.get("device"),
         "error": error,
         "learning_rate": plan["learning_rate"],
         "epochs": plan.get("epochs"),
@@ -78,6 +101,17 @@ def trial_row(plan: dict[str, Any], status: str, result: dict[str, Any] | None, 
     return row
 
 
+def checkpoint_uri(checkpoint: Any) -> str | None:
+    """A local path as is; on object storage Tune's path has no scheme (`bucket/key`), so add it back."""
+    if checkpoint is None:
+        return None
+    kind = getattr(getattr(checkpoint, "filesystem", None), "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{_SCHEMES.get(kind, kind)}://{checkpoint.path}"
+
+
+_SCHEMES = {"gcs": "gs"}  # pyarrow's file system name → its URI scheme, where they differ
+
+
 class TrialsTableCallback(Callback):
     """Tune callback keeping each trial's `trials` row current."""
 
@@ -91,7 +125,7 @@ class TrialsTableCallback(Callback):
         if plan is None:
             return
         start = self.started.setdefault(trial.trial_id, time.time())
-        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
+        checkpoint = checkpoint_uri(trial.checkpoint)
         row = trial_row(plan, status, trial.last_result, checkpoint, error, time.time() - start,
                         self.stop_reasons.get(plan["variant_id"]))
         write_records(self.sweep_dir, "trials", [row], trial_id=plan["variant_id"])

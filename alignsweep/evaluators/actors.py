@@ -13,11 +13,12 @@ import hashlib
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.judges import JudgeSpec
 from alignsweep.evaluators.judges import Verdict
+from alignsweep.models.loading import LoadOptions
 
 NAMESPACE = "alignsweep"
 
@@ -132,7 +133,7 @@ class _JudgeActor(JudgeService):
         return await self.judge_pairs(pairs)
 
     async def where(self) -> dict[str, Any]:
-        return placement()
+        return {**placement(), "device": getattr(self.judge, "device", "cpu")}
 
     async def get_name(self) -> str:
         return self.name
@@ -154,7 +155,7 @@ class _EvaluatorActor:
     """Holds one or more base models (an `Evaluator` each, loaded once); scores one checkpoint per call
     and persists it."""
 
-    def __init__(self, spec_json: str, base_models: list[str], sweep: str) -> None:
+    def __init__(self, spec_json: str, base_models: dict[str, LoadOptions], sweep: str) -> None:
         import ray
 
         from alignsweep.evaluators.evaluate import Evaluator
@@ -171,7 +172,7 @@ class _EvaluatorActor:
             over_refusal_judge=lambda pairs: ray.get(over.judge.remote(pairs)),
             over_refusal_judge_name=ray.get(over.get_name.remote()),
         )
-        self.evaluators = {base: Evaluator(spec, base, **judges) for base in base_models}
+        self.evaluators = {base: Evaluator(spec, base, options=options, **judges) for base, options in base_models.items()}
 
     def _evaluator(self, base_model: str | None) -> Any:
         if base_model is None and len(self.evaluators) == 1:
@@ -198,10 +199,13 @@ class _EvaluatorActor:
         if screen is not None:
             flat.update(screen_deltas(flat, evaluator.screen_reference(screen)))
             flat.update(screen_counts(result.metrics))
+        flat["evaluator_device"] = evaluator.device  # where this score was computed (a string, not a metric)
         return {"metrics": flat, "rows": result.metrics, "seconds": result.seconds}
 
     def where(self) -> dict[str, Any]:
-        return {**placement(), "pid": os.getpid(), "base_models": sorted(self.evaluators)}
+        return {**placement(), "pid": os.getpid(), "base_models": sorted(self.evaluators),
+                "models": {base: {"device": ev.device, "dtype": str(ev.model.dtype).removeprefix("torch.")}
+                           for base, ev in self.evaluators.items()}}
 
     def logits(self, texts: list[str], base_model: str | None = None) -> Any:
         """The base model's logits (for checks that adapters leave it untouched)."""
@@ -228,7 +232,7 @@ class EvaluatorHandles:
     pools: dict[str, list[Any]]  # base model → evaluator actors
 
 
-def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, results_dir: str, *,
+def start_evaluators(spec: EvaluationSpec, base_models: Mapping[str, LoadOptions], sweep: str, results_dir: str, *,
                      wait: bool = True) -> EvaluatorHandles:
     """Start the judge actors and the evaluator actors (driver side): a pool per base model, or
     `evaluators.shared_actors` actors that each hold every base (`pools` maps each base to its actors).
@@ -249,8 +253,9 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
     specs = {"safety": (list(s.judges), s.ensemble), "over_refusal": ([spec.over_refusal.judge], "any_unsafe")}
     roles = judge_roles(spec)
     started = {
-        role: judge_cls.options(name=judge_name(sweep, role), num_cpus=s.judge_resources.cpu,
-                                num_gpus=s.judge_resources.gpu, resources=dict(s.judge_resources.custom),
+        role: judge_cls.options(name=judge_name(sweep, role), num_cpus=spec.judge_resources(role).cpu,
+                                num_gpus=spec.judge_resources(role).gpu,
+                                resources=dict(spec.judge_resources(role).custom),
                                 get_if_exists=True, **common).remote(*specs[role], s.judge_max_batch)
         for role in sorted(set(roles.values()))
     }
@@ -261,11 +266,12 @@ def start_evaluators(spec: EvaluationSpec, base_models: list[str], sweep: str, r
     spec_json = spec.model_dump_json()
 
     def start(name: str, index: int, bases: list[str]) -> Any:
+        models = {base: base_models[base] for base in bases}  # each base with its spec's loading settings
         return evaluator_cls.options(name=evaluator_name(sweep, name, index), namespace=NAMESPACE,
                                      num_cpus=pool.resources.cpu, num_gpus=pool.resources.gpu,
                                      resources=dict(pool.resources.custom),
                                      max_restarts=pool.max_restarts, max_task_retries=pool.request_retries,
-                                     get_if_exists=True).remote(spec_json, bases, sweep)
+                                     get_if_exists=True).remote(spec_json, models, sweep)
 
     if pool.shared_actors is not None:
         actors = [start(SHARED, i, list(base_models)) for i in range(pool.shared_actors)]
@@ -300,7 +306,7 @@ def score_checkpoint(base_model: str, adapter_dir: str | None, trial_id: str, st
     """Score one checkpoint on its base model's pool, persist its records, return flat metrics.
 
     `results_dir` is the sweep directory (`<results>/<sweep>`) that the store writes under. `method`
-    defaults to what the adapter's config says (`base` without an adapter). `screen` adds the fixed
+    names the adapter's method in the records (required with an adapter; `base` without one). `screen` adds the fixed
     subset's metrics and their change vs the base (`screen_safe_rate_delta` …); `full=False` scores
     only that subset; `extra_rows` (e.g. the trial's held-out loss) are stored with the metrics. The actor is chosen
     by a stable hash of the adapter's content (of the trial id without one). A request to an actor that died is retried after its restart.

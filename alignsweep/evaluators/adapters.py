@@ -2,7 +2,11 @@
 
 Why: an evaluator actor loads each base model once and serves every trial's checkpoints. That is
 only sound if detaching returns the base to exactly its loaded state; `attached` guarantees it
-(tests compare logits bit for bit with a fresh load, for LoRA, IA3, Prompt-Tuning and P-Tuning).
+(tests compare logits bit for bit with a fresh load, for every registered PEFT method).
+
+Nothing here names a method: the adapter's own peft config says whether peft injected layers into the
+base (LoRA, IA3, DoRA: `unload()` takes them out) or only wrapped it (prompt learning: unwrap). The
+method registry (`trainables.methods`, above this layer) names adapters (`method_of_adapter`).
 
 Two ways to attach (`method=`):
 - `reference`: `PeftModel.from_pretrained` on entry, `unload()` on exit: every checkpoint rebuilds
@@ -26,28 +30,11 @@ from typing import Any, Iterator
 
 from alignsweep.errors import InputError
 
-# peft's `peft_type` → alignsweep's method name (the names of the trainables' method registry).
-_METHOD_NAMES = {"LORA": "lora", "IA3": "ia3", "PROMPT_TUNING": "prompt_tuning", "P_TUNING": "p_tuning"}
 ATTACH_METHODS = ("hot_swap", "reference")
 # adapter_config.json fields that say where an adapter came from, not what modules it builds.
 _PROVENANCE_FIELDS = ("base_model_name_or_path", "revision", "peft_version", "auto_mapping", "inference_mode")
 # Attributes peft sets on a base model it injects into; hidden while a kept adapter is idle.
 _PEFT_BASE_ATTRS = ("peft_config", "_hf_peft_config_loaded")
-
-
-def adapter_method(adapter_dir: str | None) -> str:
-    """`base` without an adapter, else the method named by the adapter's `adapter_config.json`."""
-    if adapter_dir is None:
-        return "base"
-    cfg_file = Path(adapter_dir) / "adapter_config.json"
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"adapter {adapter_dir!r}: unreadable adapter_config.json ({exc})") from None
-    peft_type = str(cfg.get("peft_type", "")).upper()
-    if peft_type == "LORA" and cfg.get("use_dora"):
-        return "dora"
-    return _METHOD_NAMES.get(peft_type, peft_type.lower() or "unknown")
 
 
 @contextmanager
@@ -192,13 +179,13 @@ def _device_of(model: Any) -> str:
 def _detach(model: Any) -> None:
     """Remove every trace of the adapter from the base model object.
 
-    LoRA / IA3 inject layers into the base modules: `unload()` swaps the original modules back
-    without merging. Prompt-Tuning / P-Tuning leave the base modules alone and only wrap them.
+    Injected adapters (LoRA, IA3, DoRA) put layers into the base modules: `unload()` swaps the original
+    modules back without merging. Prompt-learning adapters leave the base modules alone and only wrap them.
     """
-    if model.peft_config[model.active_adapter].is_prompt_learning:
+    if _is_prompt_learning(model):
         base = model.base_model
     else:
         base = model.unload()
-    for attr in ("peft_config", "_hf_peft_config_loaded"):
+    for attr in _PEFT_BASE_ATTRS:
         if attr in base.__dict__:
             delattr(base, attr)

@@ -7,6 +7,7 @@ give judges a (fractional) GPU here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,12 +21,17 @@ DEFAULT_BBQ_CONTINUATION = " {answer}"
 
 
 def _data_source(value: str) -> str:
-    """`bundled`, `hf:<id>[:<split>]`, or an existing local path (checked now, not mid-sweep)."""
+    """`bundled`, `hf:<id>[:<split>]`, or a local path, made absolute against the working directory.
+
+    Whether the path exists is checked by the pre-run checks (`spec.preflight`), not here: a spec must
+    validate (and `--dry-run` print its plan) on a machine that has not downloaded the data yet. The
+    path is made absolute now so every process (Ray actors on other nodes included) reads the same file.
+    """
     if value == "bundled" or value.startswith("hf:"):
         return value
-    if not Path(value).expanduser().exists():
-        raise ValueError(f"data {value!r}: no such file or directory")
-    return value
+    if not value.strip():
+        raise ValueError("data source is empty (give bundled, hf:<id>, or a path)")
+    return os.path.abspath(os.path.expanduser(value))
 
 
 class Resources(Strict):
@@ -96,6 +102,9 @@ class OverRefusalSpec(Strict):
     data: str = "bundled"
     limit: int | None = Field(default=None, ge=1, description="at most this many prompts per category")
     judge: JudgeSpec = Field(default_factory=JudgeSpec)  # decides "refused" (refusal) or "unsafe" (a guard)
+    # What this judge's own actor asks (when it is not the safety judge): default `safety.judge_resources`.
+    # The refusal-phrase matcher loads no model, so `{gpu: 0}` spares a GPU beside a guard model.
+    judge_resources: Resources | None = None
 
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
 
@@ -132,8 +141,41 @@ class EvaluatorPoolSpec(Strict):
 
 
 class EvaluationSpec(Strict):
+    """`tasks`: lm-evaluation-harness task YAMLs (multiple choice, local JSON data), run unchanged.
+    lm-eval resolves a task's relative data paths against the working directory; `tasks_cwd` records
+    the one the spec was validated in, so an evaluator actor (whose working directory is Ray's)
+    resolves them the same way."""
+
+    tasks: list[str] = Field(default_factory=list)
+    tasks_cwd: str | None = None
     safety: SafetySpec = Field(default_factory=SafetySpec)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     over_refusal: OverRefusalSpec = Field(default_factory=OverRefusalSpec)
     utility: UtilitySpec = Field(default_factory=UtilitySpec)
     evaluators: EvaluatorPoolSpec = Field(default_factory=EvaluatorPoolSpec)
+    # `all`: a trial a scheduler stopped gets the full evaluation of its last checkpoint too (its
+    # interval scores may be screens only); `finished`: only trials that reach their last step do.
+    final: Literal["all", "finished"] = Field(default="all", description="which trials end with a full evaluation")
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_files(cls, value: list[str]) -> list[str]:
+        out = []
+        for path in value:
+            resolved = Path(path).expanduser()
+            if not resolved.is_file():
+                raise ValueError(f"task file {path!r}: no such file")
+            out.append(str(resolved.resolve()))
+        return out
+
+    @model_validator(mode="after")
+    def _remember_cwd(self) -> "EvaluationSpec":
+        if self.tasks and self.tasks_cwd is None:
+            object.__setattr__(self, "tasks_cwd", os.getcwd())
+        return self
+
+    def judge_resources(self, role: str) -> Resources:
+        """What the judge actor of `role` (`safety` | `over_refusal`) asks of Ray."""
+        if role == "over_refusal" and self.over_refusal.judge_resources is not None:
+            return self.over_refusal.judge_resources
+        return self.safety.judge_resources

@@ -155,7 +155,9 @@ def load_bbq(source: str = BUNDLED) -> list[BBQItem]:
 
 def _load_bbq_metadata(folder: Path) -> dict[tuple[str, str], int | None]:
     """(category, example_id) → target_loc from BBQ's `additional_metadata.csv`, when shipped."""
-    for candidate in (folder / "additional_metadata.csv", folder / "supplemental" / "additional_metadata.csv"):
+    # the release's own layout is BBQ/data/<Category>.jsonl beside BBQ/supplemental/additional_metadata.csv
+    for candidate in (folder / "additional_metadata.csv", folder / "supplemental" / "additional_metadata.csv",
+                      folder.parent / "supplemental" / "additional_metadata.csv"):
         if candidate.is_file():
             out: dict[tuple[str, str], int | None] = {}
             for number, row in read_csv(candidate):

@@ -11,13 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from alignsweep.evaluators.adapters import adapter_method, attached
+from alignsweep.evaluators.adapters import attached
 from alignsweep.evaluators.benchmarks import METRIC_CATALOG, OVERALL, Benchmark, ScoringContext, registered
 from alignsweep.evaluators.benchmarks.base import respond_greedily
 from alignsweep.evaluators.config import EvaluationSpec
 from alignsweep.evaluators.judges import Verdict
 from alignsweep.evaluators.records import persist
 from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
+from alignsweep.models.loading import LoadOptions
 
 JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
 
@@ -33,10 +34,12 @@ class EvalResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # benchmark, category, metric, value, n
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item table → rows
     seconds: float = 0.0
+    device: str | None = None  # where the evaluator ran
 
     def copy(self) -> "EvalResult":
         return EvalResult([dict(r) for r in self.metrics],
-                          {table: [dict(r) for r in rows] for table, rows in self.items.items()}, self.seconds)
+                          {table: [dict(r) for r in rows] for table, rows in self.items.items()}, self.seconds,
+                          self.device)
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         return self.items.get(table, [])
@@ -74,24 +77,35 @@ def adapter_key(adapter_dir: str | None, screen: float | None, full: bool) -> st
     return h.hexdigest()
 
 
+def active_benchmarks(spec: EvaluationSpec) -> list[Benchmark]:
+    """The registered benchmarks the spec enables, then one per task file (`evaluation.tasks`)."""
+    from alignsweep.evaluators.benchmarks.lm_eval_score import TaskBenchmark
+
+    return [b for b in registered() if b.enabled(spec)] + [TaskBenchmark(p, spec.tasks_cwd) for p in spec.tasks]
+
+
 class Evaluator:
     """A base model loaded once, plus every enabled benchmark's items; `evaluate` scores the base with or
     without an adapter."""
 
     def __init__(self, spec: EvaluationSpec, base_model: str, *, judge: JudgeFn, judge_name: str,
-                 over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal") -> None:
-        from alignsweep.models.loading import load_model, load_tokenizer
+                 over_refusal_judge: JudgeFn | None = None, over_refusal_judge_name: str = "refusal",
+                 options: LoadOptions = LoadOptions(), device: str | None = None) -> None:
+        from alignsweep.models.devices import choose_device, describe
+        from alignsweep.models.loading import load_tokenizer, load_with
         from alignsweep.models.refs import resolve_model
 
         self.spec = spec
         self.base_model = base_model
         path = resolve_model(base_model).path
-        self.model = load_model(path)
-        self.tokenizer = load_tokenizer(path)
+        device = device or choose_device()
+        self.device = describe(device)  # stored with every metric this evaluator computes
+        self.model = load_with(path, options, device=device)
+        self.tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code)
         self.judges = {"safety": (judge, judge_name),
                        "over_refusal": (over_refusal_judge or judge,
                                         over_refusal_judge_name if over_refusal_judge else judge_name)}
-        self.benchmarks: list[Benchmark] = [b for b in registered() if b.enabled(spec)]
+        self.benchmarks: list[Benchmark] = active_benchmarks(spec)
         self.items: dict[str, list[Any]] = {b.name: b.load(spec) for b in self.benchmarks}
         self._screen_reference: dict[float, dict[str, float]] = {}
         # Byte-identical adapters score identically: trials that differ only in learning rate share
@@ -141,6 +155,7 @@ class Evaluator:
                     screen_rows += benchmark.summarise(subset) if subset else []
         result.metrics += as_screen(screen_rows)
         result.seconds = time.perf_counter() - start
+        result.device = self.device
         return result
 
     def _responder(self, model: Any) -> Callable[[Sequence[str]], list[str]]:
@@ -185,6 +200,8 @@ def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: i
                  method: str) -> None:
     """Write metrics and items of one (trial, step): one file per table."""
     metrics = [{**row, "base_model": base_model, "method": method} for row in result.metrics]
+    for row in metrics:
+        row.setdefault("device", result.device)
     persist(results_dir, "metrics", metrics, trial_id=trial_id, step=step)
     for table, rows in result.items.items():
         if rows:
@@ -192,7 +209,15 @@ def store_result(result: EvalResult, results_dir: str, *, trial_id: str, step: i
 
 
 def method_of(adapter_dir: str | None, method: str | None) -> str:
-    return method or adapter_method(adapter_dir)
+    """The `method` column of a checkpoint's records: `base` without an adapter, else the caller's name.
+
+    The evaluators sit below the method registry, so they never guess a method from an adapter; callers
+    name it (a trial its plan's method, `audit` via `trainables.methods.method_of_adapter`)."""
+    if method:
+        return method
+    if adapter_dir is None:
+        return "base"
+    raise ValueError(f"adapter {adapter_dir!r}: its records need a method name (none was given)")
 
 
 def local_judges(spec: EvaluationSpec) -> tuple[JudgeFn, str, JudgeFn, str]:

@@ -70,7 +70,7 @@ def generate_from_prompts(
         idx = order[start : start + batch_size]
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(device) for k, v in enc.items()}
-        if _is_prompt_learning(model):
+        if virtual_positions(model):
             new_tokens = _greedy_prompt_learning(model, enc, max_new_tokens, tokenizer.eos_token_id, pad_id)
             for row, i in enumerate(idx):
                 replies[i] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
@@ -145,10 +145,14 @@ def _cache_arg() -> str:
     return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
 
 
+def virtual_positions(model: Any) -> int:
+    """How many leading positions of `model`'s logits belong to prompt-learning virtual tokens (else 0).
 
-def _is_prompt_learning(model: Any) -> bool:
+    Read from the peft config the model carries (`is_prompt_learning`, `num_virtual_tokens`), never from a
+    method name: inference sits below the method registry, and a plain model or injected adapter has none.
+    """
     config = getattr(model, "active_peft_config", None)
-    return bool(getattr(config, "is_prompt_learning", False))
+    return int(config.num_virtual_tokens) if getattr(config, "is_prompt_learning", False) else 0
 
 
 def _greedy_prompt_learning(model: Any, enc: dict[str, Any], max_new_tokens: int, eos_id: int | None,

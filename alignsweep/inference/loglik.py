@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from alignsweep.inference.generation import virtual_positions
+
 METHODS = ("shared_prefix", "reference")
 
 
@@ -85,15 +87,10 @@ def score_choices(
 Encoded = tuple[list[int], int, bool]
 
 
-def _n_virtual(model: Any) -> int:
-    """Prompt-Tuning / P-Tuning virtual tokens occupy the first positions of the model's window."""
-    peft_config = getattr(model, "active_peft_config", None)
-    return int(peft_config.num_virtual_tokens) if getattr(peft_config, "is_prompt_learning", False) else 0
-
-
 def _encode_requests(model: Any, tokenizer: Any, requests: Sequence[tuple[str, str]],
                      max_length: int | None, share_contexts: bool = False) -> list[Encoded]:
-    limit = (max_length or _model_max_length(model, tokenizer)) - _n_virtual(model)
+    # Prompt-learning virtual tokens occupy the first positions of the model's window.
+    limit = (max_length or _model_max_length(model, tokenizer)) - virtual_positions(model)
     encoded = []
     context_lengths: dict[str, int] | None = {} if share_contexts else None
     for context, continuation in requests:
@@ -201,7 +198,7 @@ def _run_shared_batch(model: Any, tokenizer: Any, encoded: list[Encoded], groups
 
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    n_virtual = _n_virtual(model)
+    n_virtual = virtual_positions(model)
     prefixes = [encoded[m[0]][0][:p] for m, p in groups]
     width = max(len(x) for x in prefixes)
     ids = torch.full((len(groups), width), pad_id, dtype=torch.long)

@@ -7,8 +7,11 @@ here; only `refs.resolve_model` knows the difference.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from alignsweep.models.devices import choose_device
 
 #: Class names transformers saves for a plain `tokenizers` tokenizer (v4 and v5 spellings).
 _GENERIC_FAST_TOKENIZERS = frozenset({"PreTrainedTokenizerFast", "TokenizersBackend"})
@@ -32,26 +35,53 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """A model's loading settings, as its spec gives them: they travel with the model's name to every
+    process that loads it (trainer, evaluator and judge actors, `audit`), so an 8B model declared
+    `bfloat16` is never loaded as float32 on an evaluator, nor remote code run where it was not allowed."""
+
+    dtype: str = "float32"  # float32 | bfloat16 | float16 | auto (the checkpoint's own)
+    trust_remote_code: bool = False
+    allow_unsafe_weights: bool = False
+
+
 def load_model(
     path: str,
     *,
     dtype: Any = None,
     trust_remote_code: bool = False,
     allow_unsafe_weights: bool = False,
+    device: str | None = None,
 ) -> Any:
-    """A causal LM in eval mode, from safetensors unless the user opted into pickled weights."""
+    """A causal LM in eval mode, from safetensors unless the user opted into pickled weights, on `device`
+    (`models.devices.choose_device()` when None)."""
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
-        kwargs["dtype"] = dtype
+        kwargs["dtype"] = torch_dtype(dtype)
     if not allow_unsafe_weights:
         kwargs["use_safetensors"] = True
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model.to(device or choose_device())
     model.eval()
     return model
 
 
+def load_with(path: str, options: LoadOptions, *, device: str | None = None) -> Any:
+    """`load_model` with a model's spec settings."""
+    return load_model(path, dtype=options.dtype, trust_remote_code=options.trust_remote_code,
+                      allow_unsafe_weights=options.allow_unsafe_weights, device=device)
+
+
+def torch_dtype(dtype: Any) -> Any:
+    """A torch dtype from its name (`bfloat16`), or `auto`; torch dtypes pass through."""
+    if not isinstance(dtype, str) or dtype == "auto":
+        return dtype
+    import torch
+
+    return getattr(torch, dtype)

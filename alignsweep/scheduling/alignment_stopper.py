@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ray import cloudpickle
 from ray.tune.schedulers import TrialScheduler
 
+from alignsweep.scheduling.grouped import restore_inner, save_inner
 from alignsweep.scheduling.rules import AlignmentRule
 
 
@@ -58,8 +60,9 @@ class AlignmentStopper(TrialScheduler):
                 return self.STOP
             self.stop_reasons.setdefault(key, f"would stop at step {result.get('step')}: {reason}")
         decision = self.inner.on_trial_result(tune_controller, trial, result)
-        if decision == self.STOP and not done:
-            self.stop_reasons.setdefault(key, f"{self.then}: {self.loss_metric} behind its rung")
+        if decision == self.STOP and not done:  # the inner's own reason (its group) where it gives one
+            inner = getattr(self.inner, "stop_reasons", None) or {}
+            self.stop_reasons.setdefault(key, inner.get(key) or f"{self.then}: {self.loss_metric} behind its rung")
         return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
@@ -82,10 +85,18 @@ class AlignmentStopper(TrialScheduler):
                 f"over {self.inner.debug_string()}")
 
     def save(self, checkpoint_path: str) -> None:
-        self.inner.save(checkpoint_path)
+        """The inner scheduler's state (every group's), the rule's streaks and the reasons, in one file."""
+        state = {"inner": save_inner(self.inner), "streak": self.rule.streak, "stop_reasons": self.stop_reasons}
+        with open(checkpoint_path, "wb") as out:
+            cloudpickle.dump(state, out)
 
     def restore(self, checkpoint_path: str) -> None:
-        self.inner.restore(checkpoint_path)
+        with open(checkpoint_path, "rb") as source:
+            state = cloudpickle.load(source)
+        self.inner = restore_inner(self.inner, state["inner"])
+        self.rule.streak = dict(state["streak"])
+        self.stop_reasons.clear()  # in place: the trials table holds this dict
+        self.stop_reasons.update(state["stop_reasons"])
 
 
 def _variant(trial: Any) -> str:

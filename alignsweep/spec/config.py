@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alignsweep.errors import InputError
+from alignsweep.models.loading import LoadOptions
 from alignsweep.options import Strict
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
@@ -33,6 +34,10 @@ class ModelSpec(Strict):
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                           allow_unsafe_weights=self.allow_unsafe_weights)
 
     @field_validator("ref")
     @classmethod
@@ -57,6 +62,11 @@ class TrainingSpec(Strict):
     warmup_steps: int = Field(default=0, ge=0)
     heldout_examples: int = Field(default=32, ge=0, description="tuning examples held out for the utility loss")
     control_eval: bool = Field(default=True, description="score each adapter at step 0, untrained: the control")
+    # Accelerate: mixed precision of the forward/backward (weights stay in the model's dtype), optimizer
+    # steps of several micro-batches, and activation recomputation to fit long sequences.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="micro-batches per optimizer step")
+    gradient_checkpointing: bool = False
 
     _lists = field_validator("epochs", "max_steps", "learning_rates", "seeds", mode="before")(
         classmethod(lambda cls, v: _as_list(v))
@@ -92,6 +102,10 @@ class SchedulerSpec(Strict):
     grace_period: int = Field(default=1, ge=1, description="evaluations before a trial may be stopped")
     reduction_factor: float = Field(default=2.0, gt=1)
     min_samples_required: int = Field(default=3, ge=1)
+    # Losses of different tokenizers, families and PEFT methods are not on one scale: rank a trial only
+    # against trials of its own group. `[]`: one ranking over the whole sweep.
+    group_by: list[str] = Field(default_factory=lambda: ["model", "method"],
+                                description="trials a loss scheduler compares: same base model and/or PEFT method")
     # `alignment`: stop on the screen's change vs base, then hand every other decision to `then`.
     then: str = Field(default="asha", description="scheduler the alignment stopper wraps (on `metric`)")
     max_safe_rate_drop: float = Field(default=10.0, gt=0, description="X: stop below base safe rate − X points")
@@ -104,6 +118,20 @@ class SchedulerSpec(Strict):
     screen_warmup: float = Field(default=0.5, ge=0, lt=1, description="share of planned steps before a screen may stop a trial")
     min_bias_answers: int = Field(default=30, ge=1, description="judge screened bias only on at least this many non-unknown answers")
     enforce: bool = Field(default=True, description="false: record what would be stopped, stop nothing (shadow)")
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _group_keys(cls, value: Any) -> Any:
+        allowed = ("model", "method")
+        value = _as_list(value)
+        if not isinstance(value, list):
+            return value
+        for key in value:
+            if key not in allowed:
+                raise ValueError(f"unknown group key {key!r} (allowed: {', '.join(allowed)}; [] ranks all trials together)")
+        if len(set(value)) != len(value):
+            raise ValueError(f"group key listed twice: {value}")
+        return value
 
     @field_validator("name", "then")
     @classmethod
@@ -173,7 +201,7 @@ class SweepSpec(Strict):
     @field_validator("methods", mode="before")
     @classmethod
     def _methods(cls, value: Any) -> Any:
-        if isinstance(value, list):  # `methods: [lora, ia3]` → defaults for each
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):  # `methods: [lora, ia3]` → defaults
             value = {name: {} for name in value}
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
@@ -212,9 +240,18 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
     """Read, override and validate a sweep YAML; every failure is an `InputError` naming file:line."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read sweep file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    try:
+        return _load_text(path, text, overrides)
+    except RecursionError:  # `a: &x [*x]`: an alias inside its own anchor makes an endless document
+        raise InputError(f"{path}: a YAML alias refers to the node that defines it (a document without end)") from None
+
+
+def _load_text(path: Path, text: str, overrides: list[str] | None) -> SweepSpec:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)

@@ -28,8 +28,9 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 def check_results_dir(sweep_dir: str) -> None:
-    """The sweep directory can be created and written, with room to spare (local paths only)."""
+    """The sweep directory can be created and written, with room to spare; on object storage, its bucket exists."""
     if "://" in sweep_dir:
+        _check_bucket(sweep_dir)
         return
     target = Path(sweep_dir)
     existing = target
@@ -50,6 +51,23 @@ def check_results_dir(sweep_dir: str) -> None:
     if free_mb < need_mb:
         raise InputError(f"results path {sweep_dir!r}: only {free_mb} MiB free on its file system, "
                          f"need at least {need_mb} MiB (ALIGNSWEEP_MIN_FREE_MB)")
+
+
+def _check_bucket(uri: str) -> None:
+    """An `s3://` / `gs://` results URI names a bucket these credentials can see (else every write fails mid-sweep)."""
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        if fs.type_name not in ("s3", "gcs"):
+            return
+        bucket = path.split("/", 1)[0]
+        found = fs.get_file_info(bucket).type != pafs.FileType.NotFound
+    except (OSError, ValueError) as exc:  # unreachable endpoint, bad credentials, malformed URI
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"results path {uri!r}: cannot reach it ({first})") from None
+    if not found:
+        raise InputError(f"results path {uri!r}: bucket {bucket!r} does not exist (or these credentials cannot see it)")
 
 
 # ---------------------------------------------------------------- weights
@@ -126,7 +144,18 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 @functools.cache
 def causal_lm_names() -> dict[str, Any]:
-    """transformers' model type → causal-LM class name(s) (`MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`).
+    """transformers' model type → causal-LM class name(s) (`MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`)."""
+    return _auto_names("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES")
+
+
+@functools.cache
+def sequence_classification_names() -> dict[str, Any]:
+    """transformers' model type → sequence-classification class name(s) (for `hf_classifier` judges)."""
+    return _auto_names("MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES")
+
+
+def _auto_names(table: str) -> dict[str, Any]:
+    """One of transformers' auto-class name tables, e.g. `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`.
 
     Why not just import it: `transformers.models.auto.modeling_auto` imports torch, ~3 s of the
     driver's CPU at start-up while Ray is starting beside it, for a table of names. The table is a
@@ -141,20 +170,24 @@ def causal_lm_names() -> dict[str, Any]:
         tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))  # type: ignore[union-attr, arg-type]
         for node in tree.body:
             if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and getattr(node.targets[0], "id", None) == "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
+                    and getattr(node.targets[0], "id", None) == table
                     and isinstance(node.value, ast.Call) and len(node.value.args) == 1):
                 return dict(ast.literal_eval(node.value.args[0]))
     except (OSError, SyntaxError, ValueError, TypeError, AttributeError):
         pass
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto import modeling_auto
 
-    return dict(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    return dict(getattr(modeling_auto, table))
+
+
+def _class_names(table: dict[str, Any]) -> set[str]:
+    return {c for v in table.values() for c in ((v,) if isinstance(v, str) else v)}
 
 
 def _require_causal_lm(ref: str, cfg: dict[str, Any]) -> None:
     CAUSAL = causal_lm_names()
     model_type = cfg.get("model_type")
-    causal_classes = {c for v in CAUSAL.values() for c in ((v,) if isinstance(v, str) else v)}
+    causal_classes = _class_names(CAUSAL)
     archs = cfg.get("architectures") or []
     if model_type not in CAUSAL or (archs and not any(a in causal_classes for a in archs)):
         shown = archs[0] if archs else model_type
@@ -219,19 +252,86 @@ def check_training_data(dataset: str, split: str, limit: int | None) -> None:
     load_conversations(dataset, split=split, limit=limit)
 
 
-def check_evaluation_data(eval_spec: Any) -> None:
-    """The evaluation sets and judge models the evaluators will load."""
-    from alignsweep.evaluators.datasets import load_bbq, load_hazard_prompts, load_overrefusal_prompts
+def data_keys(prefix: str = "evaluation") -> dict[str, str]:
+    """Benchmark → the spec key that names its data (`evaluation.safety.data`), for error messages."""
+    from alignsweep.evaluators.benchmarks import registered
 
-    if eval_spec.safety.enabled:
-        load_hazard_prompts(eval_spec.safety.data)
-        for judge in eval_spec.safety.judges:
-            if judge.model:
-                check_model(judge.model)
-    if eval_spec.fairness.enabled:
-        load_bbq(eval_spec.fairness.data)
+    return {b.name: f"{prefix}.{b.name}.data" for b in registered()}
+
+
+def check_data_source(source: str, key: str) -> None:
+    """A local data path exists; the error names the key that sets it."""
+    if source == "bundled" or source.startswith("hf:") or Path(source).exists():
+        return
+    raise InputError(f"{key}: {source}: no such file or directory (download it, see README 'Reproduce the study', "
+                     f"or set {key}=PATH)")
+
+
+def check_evaluation_data(eval_spec: Any, keys: dict[str, str] | None = None) -> None:
+    """The evaluation sets (every row parsed) and judge models the evaluators will load.
+
+    `keys` names the setting behind each benchmark's data in errors (default `evaluation.<name>.data`;
+    `audit` passes its options).
+    """
+    from alignsweep.evaluators.benchmarks import registered
+    from alignsweep.evaluators.benchmarks.lm_eval_score import TaskBenchmark
+
+    keys = {**data_keys(), **(keys or {})}
+    for benchmark in registered():
+        if not benchmark.enabled(eval_spec):
+            continue
+        check_data_source(getattr(eval_spec, benchmark.name).data, keys.get(benchmark.name, benchmark.name))
+        benchmark.load(eval_spec)
+    judges = list(eval_spec.safety.judges) if eval_spec.safety.enabled else []
     if eval_spec.over_refusal.enabled:
-        load_overrefusal_prompts(eval_spec.over_refusal.data)
+        judges.append(eval_spec.over_refusal.judge)
+    for task in eval_spec.tasks:  # loaded as evaluators load them; their metrics join the catalog (gate names)
+        TaskBenchmark(task, eval_spec.tasks_cwd)
+    for judge in judges:
+        check_judge(judge)
+
+
+def check_judge(judge: Any) -> None:
+    """A judge's local model: a causal LM with a chat template (guards), or a classifier (`hf_classifier`)."""
+    if not judge.model:
+        return
+    if judge.name == "hf_classifier":
+        check_classifier(judge.model, judge.label_map or {})
+    else:
+        check_model(judge.model)
+
+
+def check_classifier(ref: str, label_map: dict[str, str]) -> None:
+    """A local `hf_classifier` model: a sequence classifier (no custom code, safetensors, a tokenizer) whose
+    labels include every `label_map` key (a label name or a label id)."""
+    from alignsweep.models.loading import load_tokenizer
+    from alignsweep.models.refs import resolve_model
+
+    model = resolve_model(ref)
+    if not model.is_local:
+        return
+    what = f"judge hf_classifier model {ref!r}"
+    folder = Path(model.path)
+    cfg = _read_json(folder / "config.json", what)
+    if cfg.get("auto_map"):
+        raise InputError(f"{what}: its config needs custom code (auto_map); alignsweep runs no remote code")
+    table = sequence_classification_names()
+    archs = cfg.get("architectures") or []
+    if (archs and not any(a in _class_names(table) for a in archs)) or (not archs and cfg.get("model_type") not in table):
+        shown = archs[0] if archs else cfg.get("model_type")
+        raise InputError(f"{what}: {shown!r} is not a sequence-classification model (hf_classifier needs "
+                         "…ForSequenceClassification)")
+    id2label = cfg.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(cfg.get("num_labels", 2)))}
+    labels = [str(v) for v in id2label.values()]
+    unknown = [k for k in label_map if str(k) not in labels and str(k) not in {str(i) for i in id2label}]
+    if unknown:
+        raise InputError(f"{what}: label_map key {unknown[0]!r} is not one of its labels ({', '.join(labels)})")
+    check_weights(folder, what="judge hf_classifier model")
+    try:
+        load_tokenizer(model.path)
+    except Exception as exc:  # noqa: BLE001 — any failure to load is the user's file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{what}: cannot load its tokenizer ({first})") from None
 
 
 def check_sweep_inputs(spec: Any, sweep_dir: str) -> None:

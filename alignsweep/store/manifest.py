@@ -46,6 +46,7 @@ def write_manifest(
         "sweep": sweep or Path(results_dir.rstrip("/")).name,
         "schema_versions": dict(SCHEMA_VERSIONS),
         "packages": _package_versions(),
+        "accelerator": accelerator_versions(),
         "python": platform.python_version(),
         "seed": seed,
         "git_revision": _git_revision(),
@@ -96,6 +97,37 @@ def _package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def accelerator_versions() -> dict[str, str | None]:
+    """The driver machine's torch build, the CUDA it was built for and the NVIDIA driver (None where absent).
+
+    Read without importing torch (the driver never loads a model): the CUDA version from the wheel's
+    local tag (`2.6.0+cu124` → `12.4`; `+cpu` → None), the driver from `nvidia-smi`. Where trials and
+    evaluators actually ran is in `trials.device` and `metrics.device`.
+    """
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
+    cuda = None
+    tag = (torch_version or "").partition("+")[2]
+    if tag.startswith("cu") and tag[2:].isdigit() and len(tag) > 3:
+        cuda = f"{tag[2:-1]}.{tag[-1]}"
+    elif torch_version and not tag:  # PyPI's Linux wheels carry no tag: the CUDA runtime package says
+        try:
+            runtime = metadata.version("nvidia-cuda-runtime-cu12")
+            cuda = ".".join(runtime.split(".")[:2])
+        except metadata.PackageNotFoundError:
+            pass
+    driver = None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.split()
+        driver = out[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"torch": torch_version, "cuda": cuda, "driver": driver}
 
 
 def _git_revision() -> str | None:

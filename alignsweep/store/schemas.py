@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 TRIALS, METRICS, SAFETY_ITEMS, FAIRNESS_ITEMS = "trials", "metrics", "safety_items", "fairness_items"
+TASK_ITEMS = "task_items"
 
 # Hyperparameters the sweep engine knows: typed columns in `trials`, always present (null when a
 # method does not use them), so every file of every sweep shares them. Other hyperparameters are
@@ -43,12 +44,15 @@ _TRIALS = pa.schema(
         pa.field("status", pa.string()),  # Ray Tune's: PENDING | RUNNING | TERMINATED | ERROR …
         pa.field("stopped_early", pa.bool_()),
         pa.field("stop_reason", pa.string()),  # why a scheduler ended it early (or, shadow run: would have)
+        pa.field("ended", pa.string()),  # finished | stopped_loss | stopped_alignment | failed; null while it runs
+        pa.field("stop_step", pa.int64()),  # the step it ended at (its last step and checkpoint); null while it runs
         pa.field("trainable_params", pa.int64()),
         pa.field("total_params", pa.int64()),
         pa.field("steps", pa.int64()),
         pa.field("train_loss", pa.float64()),
         pa.field("wall_s", pa.float64()),
         pa.field("checkpoint", pa.string()),
+        pa.field("device", pa.string()),  # where it trained: cpu, or `cuda:0 NVIDIA H200`
         pa.field("error", pa.string()),
         *HYPERPARAMETER_FIELDS,
     ]
@@ -65,6 +69,7 @@ _METRICS = pa.schema(
         pa.field("metric", pa.string(), nullable=False),  # safe_rate, accuracy_ambig, bias_disambig, …
         pa.field("value", pa.float64()),  # null/NaN where undefined (e.g. no non-unknown answers)
         pa.field("n", pa.int64()),  # items the value is computed from
+        pa.field("device", pa.string()),  # where the evaluator ran (cpu, `cuda:0 NVIDIA H200`); null for the trial's own
     ]
 )
 
@@ -101,13 +106,30 @@ _FAIRNESS_ITEMS = pa.schema(
     ]
 )
 
+# Multiple-choice tasks from lm-eval task files: one row per (trial, step, task, document).
+_TASK_ITEMS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),  # the YAML's `task`: the metrics row's benchmark
+        pa.field("doc_id", pa.int64(), nullable=False),  # 0-based row of the scored split, as lm-eval's
+        pa.field("category", pa.string(), nullable=False),  # the doc's `category` field, else the task name
+        pa.field("target", pa.int64(), nullable=False),
+        pa.field("prediction", pa.int64(), nullable=False),  # argmax loglik (acc)
+        pa.field("prediction_norm", pa.int64(), nullable=False),  # argmax loglik / len(choice) (acc_norm)
+        pa.field("loglikelihoods", pa.list_(pa.float64())),  # one per choice, lm-eval exact
+        pa.field("truncated", pa.bool_()),  # some choice's input was cut to the model's max length
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     TRIALS: _TRIALS,
     METRICS: _METRICS,
     SAFETY_ITEMS: _SAFETY_ITEMS,
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
+    TASK_ITEMS: _TASK_ITEMS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 2, METRICS: 1, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 4, METRICS: 2, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file
@@ -117,6 +139,7 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     METRICS: ("benchmark", "category", "metric"),
     SAFETY_ITEMS: ("benchmark", "prompt_id"),
     FAIRNESS_ITEMS: ("example_id",),
+    TASK_ITEMS: ("task", "doc_id"),
 }
 
 

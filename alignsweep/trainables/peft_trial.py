@@ -4,7 +4,8 @@ Reads as its steps: set up → (step 0) score the untrained adapter as the trial
 and per eval interval save the adapter as a Tune checkpoint, score it, and report loss plus alignment
 metrics so schedulers can act on them. With a screen fraction in the context (the alignment-aware
 stopper), intermediate intervals score only the fixed stratified screen — cheap enough to look every
-interval — and the last step gets the full evaluation. A restored trial (retry after a crash,
+interval — and the last step gets the full evaluation (a trial a scheduler stops gets it from the
+driver: `engine.final_eval`). A restored trial (retry after a crash,
 `alignsweep resume`) continues from its last checkpoint and does not redo its control.
 """
 
@@ -105,6 +106,7 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "variant_id": plan.variant_id,
                 "train_wall_s": time.time() - started,
                 "node_id": _node_id(),
+                "device": trainer.device_name,
                 "full_evaluation": full,
                 **{row["metric"]: row["value"] for row in utility},
             }

@@ -1,9 +1,13 @@
 """The PEFT fine-tuning loop of one trial, usable with or without Ray.
 
-Reads top to bottom: `setup` (model, adapter, data, optimizer) → `train_step` → `save_checkpoint` /
-`restore`. Everything random is derived from the trial seed and the step index — batch order included
-— so the same plan gives the same losses, and a trial restored from its checkpoint continues exactly
-where it stopped (trainable parameters, optimizer, LR schedule and RNG all saved).
+Reads top to bottom: `setup` (device, model, adapter, data, optimizer) → `train_step` →
+`save_checkpoint` / `restore`. Everything random is derived from the trial seed and the step index —
+batch order included — so the same plan gives the same losses, and a trial restored from its
+checkpoint continues exactly where it stopped (trainable parameters, optimizer, LR schedule and RNG
+all saved). The step control is ours; `accelerate` does what it is good at: the device Ray gave
+this trial (`models.devices.choose_device`), mixed precision (`training.precision`), gradient
+accumulation over micro-batches (`training.gradient_accumulation_steps`: one step here is one
+optimizer step) and, with `training.gradient_checkpointing`, activation recomputation.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from typing import Any
 
 from alignsweep.chat import EncodedExample, collate_right_padded, encode_chat_example
 from alignsweep.trainables.plan import TrialPlan
+from alignsweep.models.devices import choose_device, describe
 from alignsweep.models.loading import load_model, load_tokenizer
 from alignsweep.models.refs import ModelRef, resolve_model
 from alignsweep.trainables.data import load_conversations
-from alignsweep.trainables.methods import METHODS, PROMPT_LEARNING
+from alignsweep.trainables.methods import METHODS
 
 TRAINER_DIR = "trainer"
 TRIAL_FILE = "trial.json"
@@ -57,6 +62,8 @@ class PeftTrainer:
 
         torch.manual_seed(self.plan.seed)
         random.seed(self.plan.seed)
+        self.accelerator = self._setup_accelerator()
+        self.device = str(self.accelerator.device)
         self.ref: ModelRef = resolve_model(self.plan.base_model)
         self.tokenizer = load_tokenizer(self.ref.path, trust_remote_code=self.plan.model["trust_remote_code"])
         self.model = self._setup_model()
@@ -64,9 +71,33 @@ class PeftTrainer:
         self._setup_optimizer()
         return self
 
+    def _setup_accelerator(self) -> Any:
+        """An Accelerator on this process's device. Its state is a per-process singleton, reset here so a
+        Ray worker reused for another trial starts clean."""
+        import os
+
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+
+        from alignsweep.errors import InputError
+
+        t = self.plan.training
+        device = choose_device()
+        precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[t.get("precision", "fp32")]
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise InputError(f"training.precision: fp16 needs a GPU; this trial runs on {device} (use bf16 or fp32)")
+        AcceleratorState._reset_state(reset_partial_state=True)
+        os.environ["ACCELERATE_TORCH_DEVICE"] = device
+        return Accelerator(cpu=device == "cpu", mixed_precision=precision,
+                           gradient_accumulation_steps=int(t.get("gradient_accumulation_steps", 1)))
+
+    @property
+    def device_name(self) -> str:
+        """`cpu` or `cuda:0 NVIDIA H200`: recorded in `trials.device`."""
+        return describe(self.device)
+
     def _setup_model(self) -> Any:
         import torch
-        from peft import get_peft_model
 
         dtype = getattr(torch, self.plan.model["dtype"])
         base = load_model(
@@ -74,24 +105,14 @@ class PeftTrainer:
             dtype=dtype,
             trust_remote_code=self.plan.model["trust_remote_code"],
             allow_unsafe_weights=self.plan.model["allow_unsafe_weights"],
+            device=self.device,
         )
-        peft_config = METHODS.get(self.plan.method).build(self.plan.hyperparameters, self.ref.path)
-        model = get_peft_model(base, peft_config)
-        if self.plan.method == "prompt_tuning" and self.plan.hyperparameters.get("init") == "text":
-            self._init_prompt_from_text(model)
-        return model
-
-    def _init_prompt_from_text(self, model: Any) -> None:
-        """peft's TEXT init, done with the base's own tokenizer (see `PromptTuningGrid.build`)."""
-        import torch
-
-        n = int(self.plan.hyperparameters["num_virtual_tokens"])
-        ids = self.tokenizer(self.plan.hyperparameters["init_text"], add_special_tokens=False)["input_ids"]
-        ids = (ids * math.ceil(n / max(len(ids), 1)))[:n]
-        embed = model.get_base_model().get_input_embeddings()
-        with torch.no_grad():
-            vectors = embed(torch.tensor(ids, device=embed.weight.device)).detach().clone()
-            model.prompt_encoder["default"].embedding.weight.copy_(vectors)
+        if self.plan.training.get("gradient_checkpointing"):
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        method = METHODS.get(self.plan.method)
+        model = method.attach_for_training(base, self.plan.hyperparameters, base_path=self.ref.path,
+                                           tokenizer=self.tokenizer)
+        return self.accelerator.prepare_model(model)
 
     def _setup_data(self) -> list[EncodedExample]:
         t = self.plan.training
@@ -102,7 +123,7 @@ class PeftTrainer:
             raise ValueError("no training example has a reply within max_seq_length")
         examples, self.heldout = split_heldout(examples, int(t.get("heldout_examples") or 0))
         batch = t["batch_size"]
-        self.state.steps_per_epoch = max(1, math.ceil(len(examples) / batch))
+        self.state.steps_per_epoch = max(1, math.ceil(len(examples) / (batch * self.micro_batches)))
         self.state.total_steps = self.plan.max_steps or self.plan.epochs * self.state.steps_per_epoch
         return examples
 
@@ -111,24 +132,28 @@ class PeftTrainer:
         from transformers import get_linear_schedule_with_warmup
 
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params, lr=self.plan.learning_rate, weight_decay=self.plan.training["weight_decay"]
-        )
-        self.scheduler = get_linear_schedule_with_warmup(
-            self.optimizer, self.plan.training["warmup_steps"], max(self.state.total_steps, 1)
-        )
+        optimizer = torch.optim.AdamW(params, lr=self.plan.learning_rate, weight_decay=self.plan.training["weight_decay"])
+        scheduler = get_linear_schedule_with_warmup(optimizer, self.plan.training["warmup_steps"],
+                                                    max(self.state.total_steps, 1))
+        self.optimizer = self.accelerator.prepare_optimizer(optimizer)
+        self.scheduler = self.accelerator.prepare_scheduler(scheduler)
 
     # ------------------------------------------------------------------ training
     @property
     def done(self) -> bool:
         return self.state.step >= self.state.total_steps
 
+    @property
+    def micro_batches(self) -> int:
+        return int(self.plan.training.get("gradient_accumulation_steps", 1))
+
     def batch_for_step(self, step: int) -> dict[str, Any]:
-        """The batch of a given step: a seeded permutation per epoch, so order never depends on history."""
+        """The batch of a given micro-step: a seeded permutation per epoch, so order never depends on
+        history (optimizer step s uses micro-steps s·k … s·k + k − 1 with k micro-batches per step)."""
         import torch
 
-        spe, bs = self.state.steps_per_epoch, self.plan.training["batch_size"]
-        epoch, within = divmod(step, spe)
+        bs = self.plan.training["batch_size"]
+        epoch, within = divmod(step, max(1, math.ceil(len(self.examples) / bs)))
         gen = torch.Generator().manual_seed(self.plan.seed * 100_003 + epoch)
         order = torch.randperm(len(self.examples), generator=gen).tolist()
         chosen = order[within * bs : (within + 1) * bs] or order[:bs]
@@ -136,19 +161,26 @@ class PeftTrainer:
         return collate_right_padded([self.examples[i] for i in chosen], pad)
 
     def train_step(self) -> float:
-        """One optimizer step on the response tokens; returns its loss."""
-        import torch
-
+        """One optimizer step (over `gradient_accumulation_steps` micro-batches) on the response tokens;
+        returns the mean micro-batch loss."""
         self.model.train()
-        batch = self.batch_for_step(self.state.step)
-        out = self.model(**batch)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        k, losses = self.micro_batches, []
+        for micro in range(k):
+            batch = self._to_device(self.batch_for_step(self.state.step * k + micro))
+            with self.accelerator.accumulate(self.model):
+                out = self.model(**batch)
+                self.accelerator.backward(out.loss)
+                if self.accelerator.sync_gradients:
+                    self.accelerator.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            losses.append(float(out.loss.detach()))
         self.state.step += 1
-        return float(out.loss.detach())
+        return sum(losses) / len(losses)
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {name: value.to(self.device) for name, value in batch.items()}
 
     def heldout_loss(self) -> float | None:
         """Mean token loss on the held-out tuning examples (None without any): utility the tuning data itself measures."""
@@ -163,7 +195,7 @@ class PeftTrainer:
             for start in range(0, len(self.heldout), bs):
                 chunk = self.heldout[start:start + bs]
                 n = sum(sum(1 for label in e.labels[1:] if label >= 0) for e in chunk)
-                total += float(self.model(**collate_right_padded(chunk, pad)).loss) * n
+                total += float(self.model(**self._to_device(collate_right_padded(chunk, pad))).loss) * n
                 tokens += n
         return total / max(tokens, 1)
 
@@ -180,11 +212,13 @@ class PeftTrainer:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(directory), safe_serialization=True)
+        self.accelerator.unwrap_model(self.model).save_pretrained(str(directory), safe_serialization=True)
         trainer_dir = directory / TRAINER_DIR
         trainer_dir.mkdir(exist_ok=True)
         trainable = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
         trainable["__torch_rng_state__"] = torch.get_rng_state()
+        if self.device.startswith("cuda"):
+            trainable["__cuda_rng_state__"] = torch.cuda.get_rng_state(self.device)
         save_file(trainable, str(trainer_dir / "trainable.safetensors"))
         torch.save(
             {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
@@ -207,7 +241,11 @@ class PeftTrainer:
         return directory
 
     def restore(self, directory: str | Path) -> None:
-        """Continue from a checkpoint written by `save_checkpoint` (same plan)."""
+        """Continue from a checkpoint written by `save_checkpoint` (same plan).
+
+        The model already carries a fresh adapter of the plan's method (`setup`); its trainable tensors are
+        overwritten from the checkpoint's own copy, which holds what peft's adapter file lacks (P-Tuning's
+        encoder) and needs no trainable reload (peft refuses one for prompt-learning adapters)."""
         import torch
         from safetensors.torch import load_file
 
@@ -217,16 +255,15 @@ class PeftTrainer:
             raise ValueError(f"checkpoint {directory} belongs to trial {meta['variant_id']}, not {self.plan.variant_id}")
         tensors = load_file(str(directory / TRAINER_DIR / "trainable.safetensors"))
         rng = tensors.pop("__torch_rng_state__")
+        cuda_rng = tensors.pop("__cuda_rng_state__", None)
         params = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, value in tensors.items():
-                params[name].copy_(value)
+                params[name].copy_(value.to(params[name].device))
         state = torch.load(directory / TRAINER_DIR / "optimizer.pt", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(rng)
+        if cuda_rng is not None and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(cuda_rng, self.device)
         self.state.step = int(meta["step"])
-
-    @property
-    def is_prompt_learning(self) -> bool:
-        return self.plan.method in PROMPT_LEARNING

@@ -1,16 +1,22 @@
 """`alignsweep report`: the study's summary of one sweep — what each PEFT method did to safety and
-fairness relative to its base model, per hazard and BBQ category, whether the two move together,
-and which base model family is stable.
+fairness relative to its base model, for every family × method cell, per hazard and BBQ category,
+whether the two move together, and which base model family is stable.
 
-Why it reads only the `deltas` and `trials` views: the store is the one source of truth and the
-query layer already defines "change vs base" (each trial's last scored step minus its base model);
-the report never recomputes a metric. Partial stores (one trial, failed trials, a sweep still
-running) are normal inputs: every section and plot renders, saying "no data yet" where empty.
+Why it reads only the store's views: the store is the one source of truth and the query layer already
+defines "change vs base" (`deltas_by_step`: a trial's value minus its base model's); the report never
+recomputes a metric. A trial's result is its last full evaluation after step 0 — every trial, stopped
+or finished, is fully evaluated where it ended — and since stopped trials end earlier, the report also
+compares every trial like for like at the last step all of them reached (on the screen, labelled,
+where the sweep did not evaluate fully there). Each mean carries its n, how many of those trials were
+stopped and at which step. Partial and older stores (one trial, failed trials, a sweep still running,
+no `trials.ended`) are normal inputs: every section and plot renders, saying "no data yet" where empty.
 All changes are shown in points (×100): percentage points for rates, BBQ's ×100 scale for bias.
 
 Modules, each importing only the ones below it: `html` (write_report: terminal tables and
-report.html) > `sections` (each section's text and tables) > `plots` (the matplotlib figures) >
-`data` (the store's views loaded into frames, and the metric vocabulary).
+report.html) > `sections` (per-category, correlation, statistics, Pareto, stopping sections) >
+`sections_cells` (overview and status, change vs base, like for like, the family × method grid; the
+`Section` type) > `plots` (the matplotlib figures) > `data` (the store's views loaded into frames) >
+`vocab` (metric labels and directions from the catalog, how trials end, hazard names).
 """
 
 from alignsweep.analysis.report.data import ReportData, load

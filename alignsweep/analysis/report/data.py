@@ -1,11 +1,15 @@
 """The report's inputs: the store's views loaded once into the frames every section reads.
 
-Why a module of its own: the report never recomputes a metric — "change vs base" is the `deltas`
-view's definition, intervals are `analysis.stats`' — so everything that touches the store lives here
-and the sections, plots and HTML downstream work on plain DataFrames. It also holds the report's
-vocabulary (the key metrics with their labels, the method display order) that every layer above
-shares. Partial stores (one trial, failed trials, a sweep still running) load to frames that may be
-empty; that is normal input, not an error.
+Why a module of its own: the report never recomputes a metric — "change vs base" is the
+`deltas_by_step` view's definition, intervals are `analysis.stats`' — so everything that touches the
+store lives here and the sections, plots and HTML downstream work on plain DataFrames (their words
+come from `vocab`). Partial stores (one trial, failed trials, a sweep still running, an older store
+without `trials.ended`) load to frames that may be empty; that is normal input, not an error.
+
+Which step is a trial's result: its last *full* evaluation after step 0 — the largest step with any
+metric that is neither a screen (`screen_*`) nor the held-out loss, which the trial logs at every
+interval. Every trial, stopped or finished, is fully evaluated at the step it ended, so that is its
+last step; in older stores a stopped trial may have none (then it has no result, and says so).
 """
 
 from __future__ import annotations
@@ -17,46 +21,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alignsweep.analysis.report.vocab import (
+    ACCURACY,
+    STOPPED,
+    SUMMARY_METRICS,
+    KeyMetric,
+    derive_ended,
+)
 from alignsweep.store import HYPERPARAMETERS, SCHEMAS, TRIALS, read_manifest
 
-
-@dataclass(frozen=True)
-class KeyMetric:
-    """An overall metric the report summarises; `short` heads narrow terminal columns."""
-
-    label: str
-    short: str
-    benchmark: str
-    metric: str
-
-
-SAFE_RATE = KeyMetric("safe rate", "safe", "safety", "safe_rate")
-OVER_REFUSAL = KeyMetric("over-refusal", "over-ref", "over_refusal", "over_refusal_rate")
-ACCURACY = KeyMetric("BBQ accuracy", "acc", "fairness", "accuracy")
-ACC_AMBIG = KeyMetric("accuracy ambig", "acc amb", "fairness", "accuracy_ambig")
-ACC_DISAMBIG = KeyMetric("accuracy disambig", "acc dis", "fairness", "accuracy_disambig")
-BIAS_AMBIG = KeyMetric("bias ambig", "bias amb", "fairness", "bias_ambig")
-BIAS_DISAMBIG = KeyMetric("bias disambig", "bias dis", "fairness", "bias_disambig")
-# Over-refusal sits beside safe rate: a model that refuses everything is "safe" and useless.
-SUMMARY_METRICS = (SAFE_RATE, OVER_REFUSAL, ACC_AMBIG, ACC_DISAMBIG, BIAS_AMBIG, BIAS_DISAMBIG)
-METHOD_ORDER = ("lora", "ia3", "prompt_tuning", "p_tuning")
+#: SQL: a metrics row that belongs to a full evaluation (not the screen, not the per-interval held-out loss).
+FULL_EVALUATION = "NOT starts_with(benchmark, 'screen_') AND NOT (benchmark = 'utility' AND metric = 'heldout_loss')"
+# Trial columns that are neither the schema's core nor hyperparameters (`ended`, `stop_step` before
+# the schema knows them; `last_step` added by `load`).
+_NOT_HYPERPARAMETERS = {"sweep", "ended", "stop_step", "last_step"}
 _SHORT_NAMES = {"learning_rate": "lr", "num_virtual_tokens": "virtual_tokens", "encoder_hidden_size": "encoder_hidden",
                 "target_modules": "targets", "batch_size": "batch", "max_steps": "max_steps"}
-
-
 @dataclass
 class ReportData:
     """The frames every section draws from; built once by `load`."""
 
     sweep: str
     manifest: dict | None
-    trials: pd.DataFrame  # the trials view
-    deltas: pd.DataFrame  # the deltas view (last scored step), all categories
+    trials: pd.DataFrame  # the trials view, with `ended` (stored or derived) and `last_step`
+    deltas: pd.DataFrame  # the deltas view (last scored step per benchmark), all categories
     base: pd.DataFrame  # base models' overall values, one row per family
-    configs: pd.DataFrame  # one row per fine-tuned trial: identity, marks, hyperparameters, Δ key metrics
+    configs: pd.DataFrame  # one row per fine-tuned trial: identity, how it ended, hyperparameters, Δ at its last full evaluation
     controls: pd.DataFrame = field(default_factory=pd.DataFrame)  # the controls view, overall rows
     pareto: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pareto view
     changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # bootstrap changes (analysis.stats), overall
+    final: pd.DataFrame = field(default_factory=pd.DataFrame)  # deltas_by_step at each trial's last full evaluation, all categories
+    by_step: pd.DataFrame = field(default_factory=pd.DataFrame)  # deltas_by_step, overall rows, every step > 0 (screens too)
+    evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): full / screen evaluation there
+    heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): held-out loss
 
     @property
     def running(self) -> bool:
@@ -64,11 +61,6 @@ class ReportData:
 
     def present(self, metrics: tuple[KeyMetric, ...]) -> list[KeyMetric]:
         return [m for m in metrics if m.label in self.configs.columns and self.configs[m.label].notna().any()]
-
-
-def ordered_methods(methods) -> list[str]:
-    """Methods in the report's order (LoRA, IA3, prompt tuning, P-tuning), any others after them by name."""
-    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
 
 
 def load(results_dir: str, *, seed: int = 0) -> ReportData:
@@ -80,6 +72,20 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
     try:
         trials = _frame(con, "SELECT * FROM trials ORDER BY trial_id")
         deltas = _frame(con, "SELECT * FROM deltas ORDER BY trial_id, benchmark, category, metric")
+        final = _frame(con, f"""
+            WITH last_full AS (
+                SELECT sweep, trial_id, max(step) AS step FROM metrics
+                WHERE method <> 'base' AND step > 0 AND {FULL_EVALUATION} GROUP BY ALL)
+            SELECT d.* FROM deltas_by_step d JOIN last_full USING (sweep, trial_id, step)
+            WHERE NOT starts_with(d.benchmark, 'screen_') ORDER BY trial_id, benchmark, category, metric""")
+        by_step = _frame(con, """SELECT trial_id, family, method, step, benchmark, metric, value, base_value, delta
+                                 FROM deltas_by_step WHERE category = 'overall' AND step > 0 ORDER BY trial_id, step""")
+        evals = _frame(con, f"""
+            SELECT trial_id, step, bool_or({FULL_EVALUATION}) AS full, bool_or(starts_with(benchmark, 'screen_')) AS screen
+            FROM metrics WHERE method <> 'base' GROUP BY ALL ORDER BY trial_id, step""")
+        heldout = _frame(con, """SELECT trial_id, step, avg(value) AS heldout_loss FROM metrics
+                                 WHERE method <> 'base' AND benchmark = 'utility' AND metric = 'heldout_loss'
+                                 GROUP BY ALL ORDER BY trial_id, step""")
         base = _frame(
             con,
             """SELECT m.base_model, any_value(t.family) AS family, m.benchmark, m.metric, avg(m.value) AS value
@@ -94,10 +100,12 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
         con.close()
     manifest = read_manifest(results_dir)
     sweep = (manifest or {}).get("sweep") or sweep or Path(results_dir.rstrip("/")).name
-    configs = _configs(trials, deltas)
+    trials = _with_ending(trials)
+    configs = _configs(trials, final, deltas, heldout)
     if len(changes):
         changes = changes.merge(configs[["trial_id", "family"]], on="trial_id", how="left")
-    return ReportData(sweep, manifest, trials, deltas, _base_table(base), configs, controls, pareto, changes)
+    return ReportData(sweep, manifest, trials, deltas, _base_table(base), configs, controls, pareto, changes,
+                      final, by_step, evals, heldout)
 
 
 def _frame(con, sql: str) -> pd.DataFrame:
@@ -117,26 +125,50 @@ def _base_table(base: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _configs(trials: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
-    """One row per fine-tuned trial, from `trials` and from `deltas` (a running trial may have
-    metrics before its `trials` row exists)."""
-    overall = deltas[deltas.category == "overall"]
-    wide = pd.DataFrame(index=pd.Index(sorted(set(overall.trial_id)), name="trial_id"))
-    for km in (*SUMMARY_METRICS, ACCURACY):
-        sel = overall[(overall.benchmark == km.benchmark) & (overall.metric == km.metric)]
-        wide[km.label] = (100 * sel.set_index("trial_id")["delta"]).reindex(wide.index)
+def _with_ending(trials: pd.DataFrame) -> pd.DataFrame:
+    """`ended` stored or derived (older stores), and `last_step`: `stop_step` where stored, else `steps`."""
+    trials = trials.copy()
+    trials["ended"] = derive_ended(trials) if len(trials) else pd.Series(dtype=object)
+    steps = trials["steps"] if "steps" in trials else pd.Series(np.nan, index=trials.index)
+    stop = trials["stop_step"] if "stop_step" in trials else pd.Series(np.nan, index=trials.index)
+    trials["last_step"] = pd.to_numeric(stop, errors="coerce").fillna(pd.to_numeric(steps, errors="coerce"))
+    return trials
+
+
+def metric_columns(frame: pd.DataFrame, metrics: tuple[KeyMetric, ...], index: pd.Index) -> pd.DataFrame:
+    """Overall deltas as one column per key metric (points, ×100), and `harm:<label>` — how much worse
+    than its base each trial got, by the catalog's direction — indexed like `index` (trial ids)."""
+    overall = frame[frame.category == "overall"] if "category" in frame else frame
+    wide = pd.DataFrame(index=index)
+    for km in metrics:
+        sel = overall[(overall.benchmark == km.benchmark) & (overall.metric == km.metric)].set_index("trial_id")
+        wide[km.label] = (100 * sel["delta"]).reindex(index)
+        harm = [100 * km.harm(d, v, b) for d, v, b in zip(sel["delta"], sel["value"], sel["base_value"])]
+        wide[f"harm:{km.label}"] = pd.Series(harm, index=sel.index, dtype=float).reindex(index)
+    return wide
+
+
+def _configs(trials: pd.DataFrame, final: pd.DataFrame, deltas: pd.DataFrame, heldout: pd.DataFrame) -> pd.DataFrame:
+    """One row per fine-tuned trial, from `trials` and from the deltas (a running trial may have
+    metrics before its `trials` row exists); its changes are those of its last full evaluation."""
+    wide = metric_columns(final, (*SUMMARY_METRICS, ACCURACY), pd.Index(sorted(set(final.trial_id)), name="trial_id"))
     ident = deltas.groupby("trial_id").agg(base_model=("base_model", "first"), method=("method", "first"),
-                                           family=("family", "first"), step=("step", "max"))
+                                           family=("family", "first"))
+    step = final.groupby("trial_id")["step"].max()
     tuned = trials[trials.method != "base"].set_index("trial_id")
-    ids = sorted(set(tuned.index) | set(ident.index))
+    ids = sorted(set(tuned.index) | set(ident.index) | set(step.index))
     configs = pd.DataFrame(index=pd.Index(ids, name="trial_id"))
     for column in ("base_model", "method", "family"):
         configs[column] = tuned[column].reindex(ids).fillna(ident[column].reindex(ids)) if column in tuned else ident[column].reindex(ids)
     families = trials.dropna(subset=["family"]).groupby("base_model")["family"].first()
     configs["family"] = configs["family"].fillna(configs["base_model"].map(families)).fillna(configs["base_model"])
     configs["status"] = tuned["status"].reindex(ids).fillna("no trials row yet")
-    configs["stopped_early"] = tuned["stopped_early"].reindex(ids).fillna(False).astype(bool)
-    configs["step"] = ident["step"].reindex(ids)
+    configs["ended"] = tuned["ended"].reindex(ids).fillna("running") if "ended" in tuned else "running"
+    configs["stopped_early"] = configs["ended"].isin(STOPPED)
+    configs["last_step"] = tuned["last_step"].reindex(ids) if "last_step" in tuned else np.nan
+    configs["step"] = step.reindex(ids)  # its last full evaluation; NaN: none after step 0
+    loss = heldout.merge(configs[["step"]].reset_index(), on=["trial_id", "step"]) if len(heldout) else heldout
+    configs["held-out loss"] = loss.set_index("trial_id")["heldout_loss"].reindex(ids) if len(loss) else np.nan
     configs["stop_reason"] = tuned["stop_reason"].reindex(ids) if "stop_reason" in tuned else None
     configs["seed"] = tuned["seed"].reindex(ids) if "seed" in tuned else None
     params = [_hyperparameters(tuned.loc[i]) if i in tuned.index else {} for i in ids]
@@ -148,10 +180,10 @@ def _configs(trials: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
 
 def _hyperparameters(trial: pd.Series) -> dict[str, str]:
     """The trial's set hyperparameters (known columns and extras) as short name → text."""
-    core = set(SCHEMAS[TRIALS].names) - set(HYPERPARAMETERS)
+    core = (set(SCHEMAS[TRIALS].names) - set(HYPERPARAMETERS)) | _NOT_HYPERPARAMETERS
     params = {}
     for column, value in trial.items():
-        if column in core or column == "sweep":
+        if column in core:
             continue
         name = _SHORT_NAMES.get(column, column)
         if isinstance(value, (list, tuple, np.ndarray)):

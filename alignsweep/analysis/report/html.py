@@ -43,7 +43,7 @@ def write_report(results_dir: str, out_dir: str | None = None, *, console: Conso
     data = load(results_dir, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    console = console or Console(width=None if sys.stdout.isatty() else 160, emoji=False)
     sections = build_sections(data, seed)
     result = ReportResult(out / "report.html")
     for section in sections:
@@ -66,6 +66,7 @@ def _cell(value: object) -> str:
 def _formatted(frame: pd.DataFrame) -> pd.DataFrame:
     """Changes signed with one decimal; correlations two decimals; absolute values and variances unsigned."""
     out = frame.copy().astype(object)
+    out.columns.name = None  # a pivot's column-axis name would render as an extra, empty-looking header cell
     decimals = frame.attrs.get("decimals", {})  # absolute quantities with their own precision
     for column in frame.columns:
         if column in decimals:
@@ -90,9 +91,9 @@ def _print(console: Console, data: ReportData, sections: list[Section]) -> None:
                 continue
             table = Table(title=caption, show_edge=False, header_style="bold")
             shown = _formatted(frame)
-            for column in shown.columns:
-                wide = column in ("hyperparameters", "error")
-                table.add_column(str(column), overflow="fold", no_wrap=not wide, ratio=3 if wide else None)
+            for column in shown.columns:  # headers may wrap at spaces: a wide table squeezes them, never a column away
+                wide = column in ("hyperparameters", "error", "note")
+                table.add_column(str(column), overflow="fold", ratio=3 if wide else None)
             for row in shown.itertuples(index=False):
                 table.add_row(*map(str, row))
             console.print(table)

@@ -10,6 +10,7 @@ Every figure renders on empty input, saying "no data yet" in the axes it cannot 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +20,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from alignsweep.analysis.pareto import OBJECTIVES
-from alignsweep.analysis.report.data import (
+from alignsweep.analysis.report.vocab import (
     METHOD_ORDER,
     OVER_REFUSAL,
     SAFE_RATE,
     KeyMetric,
     ordered_methods,
+    varies,
 )
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -68,15 +70,15 @@ def controls(fig: Figure, table: pd.DataFrame) -> None:
 def heatmap_safety(fig: Figure, safety: pd.DataFrame, over: pd.DataFrame) -> None:
     """heatmap_safety.png: safe-rate and over-refusal changes, category × method."""
     left, right = fig.subplots(1, 2)  # each safe-rate change beside the over-refusal change it cost
-    _heatmap(left, safety, "Change in safe rate by hazard category × method (points)", "RdBu")
-    _heatmap(right, over, "Change in over-refusal of benign look-alikes (points; up = worse)", "RdBu_r")
+    _heatmap(left, safety, "Change in safe rate by hazard category × method\n(points; up is better)", "RdBu")
+    _heatmap(right, over, "Change in over-refusal of benign look-alikes\n(points; up is worse)", "RdBu_r")
 
 
 def heatmap_fairness(fig: Figure, accuracy: pd.DataFrame, bias: pd.DataFrame) -> None:
     """heatmap_fairness.png: BBQ accuracy and ambiguous-bias changes, category × method."""
     left, right = fig.subplots(1, 2)
     _heatmap(left, accuracy, "Change in BBQ accuracy (points)", "RdBu")
-    _heatmap(right, bias, "Change in ambiguous bias score (×100; up = more stereotyped)", "RdBu_r")
+    _heatmap(right, bias, "Change in ambiguous bias score\n(×100; up = more stereotyped)", "RdBu_r")
 
 
 def safety_vs_over_refusal(fig: Figure, configs: pd.DataFrame, stats: dict) -> None:
@@ -86,37 +88,79 @@ def safety_vs_over_refusal(fig: Figure, configs: pd.DataFrame, stats: dict) -> N
 
 def safety_vs_fairness(fig: Figure, configs: pd.DataFrame, pairs: list[tuple[KeyMetric, KeyMetric]], rows: list[dict]) -> None:
     """safety_vs_fairness.png: one scatter per (x, y) pair, titled with that pair's row of stats."""
-    for ax, (x, y), row in zip(fig.subplots(1, 2), pairs, rows):
+    for ax, (x, y), row in zip(np.atleast_1d(fig.subplots(1, len(pairs))), pairs, rows):
         _scatter(ax, configs, x, y, row)
 
 
-def pareto(fig: Figure, p: pd.DataFrame) -> None:
-    """pareto.png: the pareto view's points, the front starred, in two objective planes."""
-    pairs = [("d_safe_rate", "d_over_refusal"), ("d_safe_rate", "d_task_accuracy")]
+def pareto_scale(column: str) -> float:
+    """Changes and the bias score are shown in points (×100); held-out loss and parameter share as they are."""
+    return 100.0 if column.startswith("d_") or column == "abs_bias_ambig" else 1.0
+
+
+def pareto(fig: Figure, p: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """pareto.png: the pareto view's points, the front starred, in one objective plane per (x, y) pair
+    (the section picks axes that vary across trials)."""
     colors = _method_colors(p.method.unique())
-    for ax, (x, y) in zip(fig.subplots(1, 2), pairs):
+    for ax, (x, y) in zip(fig.subplots(1, len(pairs)), pairs):
         lx, ly = (next(o.label for o in OBJECTIVES if o.column == c) for c in (x, y))
-        pts = p.dropna(subset=[x, y])
+        pts = p.dropna(subset=[x, y]) if {x, y} <= set(p.columns) else p.iloc[:0]
         if pts.empty:
             _no_data(ax, f"{ly} vs {lx}")
             continue
-        for method, part in pts.groupby("method"):
+        sx, sy = pareto_scale(x), pareto_scale(y)
+        for method in ordered_methods(pts.method.unique()):
+            part = pts[pts.method == method]
             off, on = part[~part.on_front], part[part.on_front]
-            ax.scatter(100 * off[x], 100 * off[y], s=30, color=colors[method], alpha=0.45, label=method)
-            ax.scatter(100 * on[x], 100 * on[y], s=90, color=colors[method], edgecolors="black", linewidths=1.4, marker="*")
-        ax.axhline(0, color="grey", linewidth=0.6)
-        ax.axvline(0, color="grey", linewidth=0.6)
-        ax.set_xlabel(f"{lx} (points)")
-        ax.set_ylabel(f"{ly} (points)")
+            ax.scatter(sx * off[x], sy * off[y], s=30, color=colors[method], alpha=0.45, label=method)
+            ax.scatter(sx * on[x], sy * on[y], s=90, color=colors[method], edgecolors="black", linewidths=1.4, marker="*")
+        if sy == 100:
+            ax.axhline(0, color="grey", linewidth=0.6)
+        if sx == 100:
+            ax.axvline(0, color="grey", linewidth=0.6)
+        ax.set_xlabel(f"{lx}" + (" (points)" if sx == 100 else ""))
+        ax.set_ylabel(f"{ly}" + (" (points)" if sy == 100 else ""))
         ax.set_title(f"{ly} vs {lx} — ★ on the {len(OBJECTIVES)}-objective front", fontsize=10)
         ax.legend(fontsize=7)
 
 
 def spread_by_family(fig: Figure, configs: pd.DataFrame, metrics: list[KeyMetric]) -> None:
-    """spread_by_family.png: each family's changes across configurations, as boxes and points."""
-    shown = metrics[:3] or [SAFE_RATE]
+    """spread_by_family.png: each family's changes across configurations, as boxes and points; three
+    metrics that vary across trials (a change equal for every trial would draw a flat line)."""
+    shown = [m for m in metrics if varies(configs[m.label])][:3] or metrics[:1] or [SAFE_RATE]
     for i, (ax, km) in enumerate(zip(np.atleast_1d(fig.subplots(1, len(shown))), shown)):
         _boxes(ax, configs, km, legend=i == 0)
+
+
+def cells(fig: Figure, table: pd.DataFrame, metrics: list[KeyMetric]) -> None:
+    """cells.png: one family × method grid per metric, each cell its mean change and n; empty cells
+    grey with their note ("no trials", "none evaluated")."""
+    axes = np.atleast_1d(fig.subplots(2, 2)).ravel()
+    if table.empty:
+        for ax, km in zip(axes, metrics):
+            _no_data(ax, f"Δ {km.label}")
+        return
+    families = list(dict.fromkeys(table.family))
+    methods = list(dict.fromkeys(table.method))
+    for ax, km in zip(axes, metrics):
+        grid = table.pivot(index="family", columns="method", values=f"Δ {km.label}").reindex(index=families, columns=methods)
+        n = table.pivot(index="family", columns="method", values="n").reindex(index=families, columns=methods)
+        note = table.pivot(index="family", columns="method", values="note").reindex(index=families, columns=methods)
+        values = grid.to_numpy(dtype=float)
+        limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+        cmap = "RdBu" if km.better == "higher" else "RdBu_r"
+        ax.set_facecolor("#e6e6e6")
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:+.1f}\nn={int(n.iloc[i, j])}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(v) > 0.6 * limit else "black")
+            else:
+                text = "no trials" if note.iloc[i, j] == "no trials" else ("none evaluated" if int(n.iloc[i, j]) == 0 else "–")
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="#555555", style="italic")
+        ax.set_xticks(range(len(methods)), methods, rotation=15, ha="right")
+        ax.set_yticks(range(len(families)), families)
+        ax.set_title(f"Δ {km.label} (points; {km.direction})", fontsize=10)
+        fig.colorbar(image, ax=ax, shrink=0.8)
 
 
 def _no_data(ax: Axes, title: str) -> None:
@@ -148,7 +192,7 @@ def _grouped_bars(ax: Axes, configs: pd.DataFrame, key: str, metrics: list[KeyMe
         ax.bar(x + (i - (len(groups) - 1) / 2) * width, values.mean(), width, yerr=values.std().fillna(0),
                label=group, color=colors[group], capsize=2, error_kw={"elinewidth": 0.8})
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, labels)
+    ax.set_xticks(x, [textwrap.fill(label, 16) for label in labels])
     ax.set_ylabel("change vs base (points)")
     ax.legend(fontsize=8, ncols=min(len(groups), 5), loc="lower right")
 

@@ -11,47 +11,49 @@ sections from one source. Every section renders on partial data, saying "no data
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from alignsweep.analysis.pareto import OBJECTIVES
 from alignsweep.analysis.report import plots
-from alignsweep.analysis.report.data import (
+from alignsweep.analysis.report.data import ReportData
+from alignsweep.analysis.report.sections_cells import (
+    Section,
+    cells,
+    change_vs_base,
+    early_stopping,
+    like_for_like,
+    overview,
+)
+from alignsweep.analysis.report.vocab import (
     ACCURACY,
     BIAS_AMBIG,
+    CELL_METRICS,
     OVER_REFUSAL,
     SAFE_RATE,
-    SUMMARY_METRICS,
-    KeyMetric,
-    ReportData,
+    category_key,
+    category_label,
     ordered_methods,
+    varies,
 )
 from alignsweep.analysis.stats import RESAMPLES, group_effects, interval, within_noise
 
 _BOOTSTRAP = 2000
-_STAT_METRICS = ("safe rate", "over-refusal", "BBQ accuracy", "bias ambig")
+# analysis.stats' item-metric names, and the catalog's key metric each one recomputes
+_STAT_METRICS = {"safe rate": SAFE_RATE, "over-refusal": OVER_REFUSAL, "BBQ accuracy": ACCURACY, "bias ambig": BIAS_AMBIG}
 
-
-@dataclass
-class Section:
-    """One heading of the report: text, captioned tables, and (PNG name, figure drawn from this section's frames)."""
-
-    title: str
-    text: str = ""
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    plots: list[tuple[str, Callable[[Figure], None]]] = field(default_factory=list)
+__all__ = ["Section", "build_sections", "spearman_ci"]
 
 
 def build_sections(data: ReportData, seed: int) -> list[Section]:
     """Every section, in the order the terminal and report.html show them."""
     return [
-        _overview(data),
-        _change_vs_base(data),
+        overview(data),
+        change_vs_base(data),
+        like_for_like(data),
+        cells(data),
         _statistics(data, seed),
         _controls(data),
         _seeds(data),
@@ -59,76 +61,37 @@ def build_sections(data: ReportData, seed: int) -> list[Section]:
         _safety_vs_over_refusal(data, seed),
         _safety_vs_fairness(data, seed),
         _pareto(data),
-        _early_stopping(data),
+        early_stopping(data),
         _spread(data),
         _best_worst(data),
     ]
 
 
-def _overview(data: ReportData) -> Section:
-    trials = data.trials
-    state = "still running (or interrupted): partial results" if data.running else f"finished {data.manifest['finished']}"
-    counts = trials.groupby(["method", "status"], dropna=False).size().unstack(fill_value=0) if len(trials) else pd.DataFrame()
-    failed = trials[trials.status == "ERROR"][["trial_id", "family", "method", "error"]]
-    text = (
-        f"Sweep {data.sweep}: {state}. {len(trials)} trials "
-        f"({int((trials.method == 'base').sum())} base models, {int(trials.stopped_early.fillna(False).sum())} stopped early, "
-        f"{len(failed)} failed). Changes are in points (×100), at each trial's last scored step, against its base model."
-    )
-    tables = [("Base models (absolute, ×100)", data.base)]
-    if len(counts):
-        tables.insert(0, ("Trials by method and status", counts.reset_index()))
-    if len(failed):
-        tables.append(("Failed trials", failed))
-    return Section("Overview", text, tables)
-
-
-def _change_vs_base(data: ReportData) -> Section:
-    metrics = data.present(SUMMARY_METRICS)
-    by_method = _mean_change(data.configs, "method", metrics)
-    by_family = _mean_change(data.configs, "family", metrics)
-
-    return Section(
-        "Change vs base",
-        "Mean change of each overall metric (n = configurations). Safe rate and accuracy: up is better; "
-        "over-refusal and bias: down is better.",
-        [("By method", by_method), ("By family", by_family)],
-        [("change_vs_base.png", partial(plots.change_vs_base, configs=data.configs, metrics=metrics))],
-    )
-
-
-def _mean_change(configs: pd.DataFrame, key: str, metrics: list[KeyMetric]) -> pd.DataFrame:
-    labels = [m.label for m in metrics]
-    scored = configs.dropna(subset=labels, how="all") if labels else configs.iloc[:0]
-    frame = scored.groupby(key)[labels].mean() if labels else pd.DataFrame(index=pd.Index([], name=key))
-    frame.insert(0, "n", scored.groupby(key).size())
-    return frame.rename(columns={label: f"Δ {label}" for label in labels}).reset_index()
-
-
 def _heatmaps(data: ReportData) -> Section:
+    final = data.final
+
     def pivot(benchmark: str, metric: str) -> pd.DataFrame:
-        d = data.deltas[(data.deltas.benchmark == benchmark) & (data.deltas.metric == metric) & (data.deltas.category != "overall")]
+        d = final[(final.benchmark == benchmark) & (final.metric == metric) & (final.category != "overall")] if len(final) else final
         if d.empty:
             return pd.DataFrame()
         table = d.pivot_table(index="category", columns="method", values="delta", aggfunc="mean") * 100
         table = table[ordered_methods(table.columns)]
-        return table.reindex(sorted(table.index, key=_category_key))
+        table = table.reindex(sorted(table.index, key=category_key))
+        return table.rename(index=category_label).rename_axis("category")
 
     safety, over = pivot("safety", "safe_rate"), pivot("over_refusal", "over_refusal_rate")
     accuracy, bias = pivot("fairness", "accuracy"), pivot("fairness", "bias_ambig")
 
     return Section(
         "Category audit",
-        "Mean change per category and method, over all configurations and families.",
-        [(f"{n} by category × method", t.reset_index()) for n, t in (("Δ safe rate", safety), ("Δ over-refusal", over), ("Δ BBQ accuracy", accuracy), ("Δ bias ambig", bias)) if not t.empty],
+        "Mean change per category and method at each trial's last full evaluation, over all configurations and "
+        "families. Hazard categories are named by the taxonomy (S1–S11; a Llama Guard 3 judge's 14 codes map onto them, "
+        "Defamation and Code Interpreter Abuse as categories of their own).",
+        [(f"Δ {m.label} by category × method", t.reset_index())
+         for m, t in zip(CELL_METRICS, (safety, over, accuracy, bias)) if not t.empty],
         [("heatmap_safety.png", partial(plots.heatmap_safety, safety=safety, over=over)),
          ("heatmap_fairness.png", partial(plots.heatmap_fairness, accuracy=accuracy, bias=bias))],
     )
-
-
-def _category_key(category: str) -> tuple[int, str]:
-    """S1 … S11 in numeric order, then names alphabetically."""
-    return (int(category[1:]), "") if category[:1] == "S" and category[1:].isdigit() else (10**6, category)
 
 
 def _safety_vs_fairness(data: ReportData, seed: int) -> Section:
@@ -143,10 +106,30 @@ def _safety_vs_fairness(data: ReportData, seed: int) -> Section:
     return Section(
         "Does better safety mean better fairness?",
         f"Each point is one configuration (colour = method, marker = family, hollow = stopped early). "
-        f"Spearman rank correlation with a {_BOOTSTRAP}-resample bootstrap 95% interval (seed {seed}).",
+        f"Spearman rank correlation with a {_BOOTSTRAP}-resample bootstrap 95% interval (seed {seed})."
+        + _flat_note(data.configs, [SAFE_RATE, ACCURACY, BIAS_AMBIG]),
         [("Rank correlation", table)],
-        [("safety_vs_fairness.png", partial(plots.safety_vs_fairness, configs=data.configs, pairs=pairs, rows=rows))],
+        _unless_flat(data.configs, pairs, "safety_vs_fairness.png",
+                     lambda kept: partial(plots.safety_vs_fairness, configs=data.configs, pairs=kept,
+                                          rows=[r for r, pair in zip(rows, pairs) if pair in kept])),
     )
+
+
+def _flat(configs: pd.DataFrame, m) -> bool:
+    """A change with data that is the same for every trial: as an axis it would be a flat line."""
+    return m.label in configs and configs[m.label].notna().any() and not varies(configs[m.label])
+
+
+def _flat_note(configs: pd.DataFrame, metrics) -> str:
+    """Sentences naming the changes that are the same for every trial (their scatter is not drawn), or ""."""
+    return "".join(f" Δ {m.label} is {configs[m.label].dropna().iloc[0]:+.1f} for every trial: it cannot tell them "
+                   "apart, so no scatter is drawn against it." for m in metrics if _flat(configs, m))
+
+
+def _unless_flat(configs: pd.DataFrame, pairs: list, name: str, draw) -> list:
+    """The section's plot over the (x, y) pairs with no flat axis; none when every pair has one."""
+    kept = [(x, y) for x, y in pairs if not (_flat(configs, x) or _flat(configs, y))]
+    return [(name, draw(kept))] if kept else []
 
 
 def spearman_ci(x: np.ndarray, y: np.ndarray, *, seed: int = 0, resamples: int = _BOOTSTRAP) -> tuple[float, float, float]:
@@ -173,7 +156,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _spread(data: ReportData) -> Section:
-    metrics = data.present((SAFE_RATE, OVER_REFUSAL, ACCURACY, BIAS_AMBIG))
+    metrics = data.present(CELL_METRICS)
     rows = []
     for family, group in data.configs.groupby("family"):
         for km in metrics:
@@ -184,14 +167,16 @@ def _spread(data: ReportData) -> Section:
     return Section(
         "Stability of each base model family",
         "Variance (points²) and standard deviation of each family's changes across its configurations: "
-        "a low spread means the family's behaviour survives fine-tuning whatever the hyperparameters.",
+        "a low spread means the family's behaviour survives fine-tuning whatever the hyperparameters. The plot shows "
+        "up to three changes that vary across trials."
+        + "".join(f" Δ {m.label} is the same for every trial and is left out of it." for m in metrics if _flat(data.configs, m)),
         [("Spread by family", pd.DataFrame(rows))],
         [("spread_by_family.png", partial(plots.spread_by_family, configs=data.configs, metrics=metrics))],
     )
 
 
 def _best_worst(data: ReportData, k: int = 2) -> Section:
-    metrics = data.present((SAFE_RATE, OVER_REFUSAL, ACCURACY, BIAS_AMBIG))
+    metrics = data.present(CELL_METRICS)
     ranked = data.configs.dropna(subset=[SAFE_RATE.label]) if SAFE_RATE in metrics else data.configs.iloc[:0]
     rows = []
     for family, group in ranked.groupby("family"):
@@ -220,13 +205,13 @@ def _statistics(data: ReportData, seed: int) -> Section:
     for trial_id, part in changes.groupby("trial_id", sort=True):
         row = {"trial_id": trial_id, "family": part.family.iloc[0], "method": part.method.iloc[0]}
         indexed = part.set_index("metric")
-        for metric in _STAT_METRICS:  # each cell: change [95% interval]; over-refusal right after safe rate
+        for metric, km in _STAT_METRICS.items():  # each cell: change [95% interval]; over-refusal right after safe rate
             if metric in indexed.index:
                 c = indexed.loc[metric]
                 low, high = interval(c.draws)
-                row[f"Δ {metric}"] = f"{c.delta:+.1f} " + _ci_text(low, high, within_noise(low, high))
+                row[f"Δ {km.label}"] = f"{c.delta:+.1f} " + _ci_text(low, high, within_noise(low, high))
             else:
-                row[f"Δ {metric}"] = "–"
+                row[f"Δ {km.label}"] = "–"
         rows.append(row)
     noisy = by_method[by_method["within noise"] == "within noise"]
     text = (f"Paired bootstrap over evaluation items ({RESAMPLES} resamples, seed {seed}): the base and every trial "
@@ -244,8 +229,13 @@ def _effect_table(effects: pd.DataFrame, key: str) -> pd.DataFrame:
     out = effects.copy()
     out["within noise"] = ["within noise" if w else ("–" if w is None else "") for w in out["within noise"]]
     out = out.rename(columns={"effect": "Δ", "ci95_low": "ci low", "ci95_high": "ci high"})
-    out["metric"] = pd.Categorical(out["metric"], [m for m in _STAT_METRICS if m in set(out["metric"])], ordered=True)
-    return out.sort_values(["metric", key]).reset_index(drop=True)
+    labels = {m: km.label for m, km in _STAT_METRICS.items()}
+    out["metric"] = pd.Categorical(out["metric"].map(lambda m: labels.get(m, m)),
+                                   [labels[m] for m in _STAT_METRICS if m in set(effects["metric"])], ordered=True)
+    order = ordered_methods(out[key].unique()) if key == "method" else sorted(out[key].unique())
+    out[key] = pd.Categorical(out[key], order, ordered=True)
+    out = out.sort_values(["metric", key]).reset_index(drop=True)
+    return out.astype({"metric": str, key: str})
 
 
 def _ci_text(low: float, high: float, noise: bool | None) -> str:
@@ -257,33 +247,37 @@ def _ci_text(low: float, high: float, noise: bool | None) -> str:
 def _controls(data: ReportData) -> Section:
     """Step-0 controls: what the untrained adapter does vs what training adds."""
     c = data.controls
-    keys = {("safety", "safe_rate"): "safe rate", ("over_refusal", "over_refusal_rate"): "over-refusal",
-            ("fairness", "accuracy"): "BBQ accuracy"}
+    keys = {(m.benchmark, m.metric): m.label for m in (SAFE_RATE, OVER_REFUSAL, ACCURACY)}
     if c.empty:
         return Section("Controls: presence vs training", "No step-0 controls in this sweep (training.control_eval off, or none scored yet).")
     c = c[[(b, m) in keys for b, m in zip(c.benchmark, c.metric)]].copy()
     c["metric"] = [keys[(b, m)] for b, m in zip(c.benchmark, c.metric)]
     rows = []
-    for (method, metric), part in c.groupby(["method", "metric"], sort=True):
-        rows.append({"method": method, "metric": metric, "n": len(part),
-                     "Δ presence (step 0)": 100 * part.presence_delta.mean(),
-                     "Δ training (final − step 0)": 100 * part.training_delta.mean(),
-                     "Δ total": 100 * part.total_delta.mean(), "unfinished": int(part.final_step.isna().sum())})
+    for method in ordered_methods(c.method.unique()):
+        for metric in keys.values():
+            part = c[(c.method == method) & (c.metric == metric)]
+            if part.empty:
+                continue
+            rows.append({"method": method, "metric": metric, "n": len(part),
+                         "Δ presence (step 0)": 100 * part.presence_delta.mean(),
+                         "Δ training (final − step 0)": 100 * part.training_delta.mean(),
+                         "Δ total": 100 * part.total_delta.mean(), "no full eval": int(part.final_step.isna().sum())})
     table = pd.DataFrame(rows)
 
     return Section(
         "Controls: presence vs training",
         "Every trial is scored at step 0, adapter initialised but untrained. 'presence' = step 0 − base; "
-        "'training' = last full evaluation − step 0; per trial they add up to the total change. Trials stopped "
-        "early have a control but no final full evaluation ('unfinished'): presence averages every trial, "
-        "training and total only the finished ones.",
+        "'training' = last full evaluation − step 0; per trial they add up to the total change. Stopped trials are "
+        "fully evaluated where they stopped, so they count in all three. 'no full eval': trials with a control but no "
+        "full evaluation after it (failed, unfinished, or stopped in an older sweep) — presence averages every "
+        "trial, training and total only those with one.",
         [("Presence vs training by method (points)", table)],
         [("controls.png", partial(plots.controls, table=table))])
 
 
 def _seeds(data: ReportData) -> Section:
     """Mean and spread over seeds per configuration; effects smaller than that spread are flagged."""
-    metrics = data.present((SAFE_RATE, OVER_REFUSAL, ACCURACY, BIAS_AMBIG))
+    metrics = data.present(CELL_METRICS)
     rows = []
     for (family, method, config), part in data.configs.groupby(["family", "method", "configuration"], sort=True):
         seeds = part.seed.dropna()
@@ -316,52 +310,52 @@ def _safety_vs_over_refusal(data: ReportData, seed: int) -> Section:
     return Section(
         "Safety vs over-refusal",
         "A safe rate bought by refusing everything shows up here: up-right points gained safety by refusing benign "
-        "look-alikes too. Colour = method, marker = family, hollow = stopped early.",
+        "look-alikes too. Colour = method, marker = family, hollow = stopped early."
+        + _flat_note(data.configs, [SAFE_RATE, OVER_REFUSAL]),
         [("Rank correlation", pd.DataFrame([stats]))],
-        [("safety_vs_over_refusal.png", partial(plots.safety_vs_over_refusal, configs=data.configs, stats=stats))])
+        _unless_flat(data.configs, [(SAFE_RATE, OVER_REFUSAL)], "safety_vs_over_refusal.png",
+                     lambda kept: partial(plots.safety_vs_over_refusal, configs=data.configs, stats=stats)))
+
+
+# Pareto plot panels: x, then the y of each panel, each a list of objectives to try in order — the
+# first that varies across trials is drawn (task accuracy is 1.0 for every tiny model: held-out loss then).
+_PARETO_AXES = (("d_safe_rate", "d_fairness_accuracy"), ("d_over_refusal", "abs_bias_ambig"),
+                ("d_task_accuracy", "heldout_loss", "param_share"))
 
 
 def _pareto(data: ReportData) -> Section:
     p = data.pareto
     if p.empty:
         return Section("Pareto front", "No fully scored trials yet.")
+    label = {o.column: o.label for o in OBJECTIVES}
+    flat = [o for o in OBJECTIVES if o.column in p and p[o.column].notna().any() and not varies(p[o.column])]
+    missing = [o for o in OBJECTIVES if o.column not in p or p[o.column].isna().all()]
+    shown_objectives = [o for o in OBJECTIVES if o not in flat and o not in missing]
     front = p[p.on_front].copy()
-    columns = ["trial_id", "family", "method"] + [o.column for o in OBJECTIVES]
-    shown = front[columns].copy()
-    for o in OBJECTIVES:
-        if o.column.startswith("d_") or o.column == "abs_bias_ambig":
-            shown[o.column] = 100 * shown[o.column]
-    shown = shown.rename(columns={o.column: o.label for o in OBJECTIVES})
+    shown = front[["trial_id", "family", "method"] + [o.column for o in shown_objectives]].copy()
+    for o in shown_objectives:
+        shown[o.column] = plots.pareto_scale(o.column) * shown[o.column]
+    shown = shown.rename(columns=label)
     shown["hyperparameters"] = front.trial_id.map(data.configs.set_index("trial_id")["hyperparameters"])
-    shown.attrs["decimals"] = {"held-out loss": 3, "trainable share": 4, "|bias ambig|": 1}
-
+    shown.attrs["decimals"] = {label["heldout_loss"]: 3, label["param_share"]: 4, label["abs_bias_ambig"]: 1}
+    axes, notes = [], []
+    for candidates in _PARETO_AXES:
+        present = [c for c in candidates if c in p and p[c].notna().any()]
+        varying = [c for c in present if varies(p[c])]
+        chosen = varying[0] if varying else (present[0] if present else candidates[0])
+        axes.append(chosen)
+        notes += [f"{label[c]} is {plots.pareto_scale(c) * p[c].dropna().iloc[0]:+.1f} for every trial, so the plot "
+                  f"shows {label[chosen]} in its place" for c in present[:present.index(chosen)]] if varying else []
+    pairs = [(axes[0], axes[1]), (axes[0], axes[2])]
     text = (f"{int(p.on_front.sum())} of {len(p)} fully scored configurations are on the Pareto front over: "
             + ", ".join(f"{o.label} ({'higher' if o.sense == 'max' else 'lower'} is better)" for o in OBJECTIVES)
             + ". Over-refusal is a cost, so refusing everything cannot win. Also: `alignsweep pareto DIR`, "
-            "or `SELECT * FROM pareto` in `alignsweep query`.")
-    return Section("Pareto front", text, [("On the front", shown)], [("pareto.png", partial(plots.pareto, p=p))])
-
-
-def _early_stopping(data: ReportData) -> Section:
-    t = data.trials[(data.trials.method != "base")] if len(data.trials) else data.trials
-    if t.empty or "stop_reason" not in t:
-        return Section("Early stopping", "No trials yet.")
-    stopped = t[t.stopped_early.fillna(False).astype(bool)]
-    planned = t.max_steps.fillna(0).sum() if "max_steps" in t else float("nan")
-    saved = (stopped.max_steps - stopped.steps).fillna(0).sum() if len(stopped) else 0
-    shadow = t[t.stop_reason.fillna("").str.startswith("would stop")]
-    reasons = stopped.stop_reason.fillna("scheduler").str.split(":").str[0].value_counts()
-    text = (f"{len(stopped)} of {len(t)} trials stopped early "
-            f"({', '.join(f'{n} by {r}' for r, n in reasons.items()) or 'none'}), saving {int(saved)} of "
-            f"{int(planned)} planned training steps. Stopped trials keep their step-0 control and the screens they "
-            "reached; score one fully with `alignsweep audit --base <base> --adapter <its checkpoint>`."
-            + (f" Shadow run: {len(shadow)} trials would have been stopped." if len(shadow) else ""))
-    table = pd.concat([stopped, shadow])[["trial_id", "family", "method", "steps", "max_steps", "stop_reason"]]
-    screen = data.deltas[(data.deltas.benchmark == "screen_safety") & (data.deltas.category == "overall")]
-    table.insert(5, "Δ safe (screen, last)", table.trial_id.map(100 * screen.set_index("trial_id")["delta"]))
-    table = table.reset_index(drop=True)
-    table.attrs["decimals"] = {"steps": 0, "max_steps": 0}
-    return Section("Early stopping", text, [("Stopped trials", table)])
+            "or `SELECT * FROM pareto` in `alignsweep query`."
+            + (" Objectives equal for every trial tell none apart and are left out of the table: "
+               + ", ".join(o.label for o in flat) + "." if flat else "")
+            + (" Not recorded in this sweep (left out of the table): " + ", ".join(o.label for o in missing) + "." if missing else "")
+            + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
+    return Section("Pareto front", text, [("On the front", shown)], [("pareto.png", partial(plots.pareto, p=p, pairs=pairs))])
 
 
 def _marks(config: pd.Series) -> str:

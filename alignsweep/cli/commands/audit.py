@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 
 from alignsweep.errors import InputError
 
@@ -19,12 +20,22 @@ from alignsweep.errors import InputError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="evaluate a base model and optionally an adapter, without training")
     p.add_argument("--base", required=True, help="hub id, local path, or tiny:<family>")
-    p.add_argument("--adapter", help="PEFT adapter directory to score on top of the base")
+    p.add_argument("--adapter", help="PEFT adapter to score on top of the base: a directory, a URI (s3://…, the "
+                   "`checkpoint` column of a sweep on object storage) or a hub id")
     p.add_argument("--safety-data", default="bundled", help="hazard prompts: bundled, JSONL/CSV, AILuminate CSV, hf:<id>")
     p.add_argument("--fairness-data", default="bundled", help="BBQ: bundled, a release directory, or one <Category>.jsonl")
     p.add_argument("--over-refusal-data", default="bundled", help="look-alikes: bundled, XSTest CSV, or JSONL")
     p.add_argument("--judge", default="refusal", help="safety judge (refusal, llama_guard, hf_classifier)")
     p.add_argument("--judge-model", help="checkpoint for llama_guard / hf_classifier")
+    p.add_argument("--tasks", nargs="+", default=[], metavar="TASK_YAML",
+                   help="lm-evaluation-harness multiple-choice task files to score too (run unchanged)")
+    p.add_argument("--judge-arg", action="append", default=[], metavar="key=value",
+                   help="another judge field, value as YAML/JSON (repeatable), e.g. "
+                   """label_map='{"LABEL_0": "safe", "LABEL_1": "unsafe"}' or categories=11""")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
+                   help="the base model's dtype (auto: the checkpoint's own)")
+    p.add_argument("--device", default="auto",
+                   help="where the base model runs: auto (the first GPU, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, help="at most N items per category (safety, over-refusal, fairness)")
     p.add_argument("--results", required=True, help="directory to write the records under")
     p.add_argument("--fail-on", help='gate: comma-separated metric.category<threshold or >threshold on the change vs '
@@ -33,17 +44,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_handle)
 
 
+def _judge(args: argparse.Namespace) -> dict:
+    """`--judge`, `--judge-model` and each `--judge-arg key=value`, validated as one `JudgeSpec`."""
+    import yaml
+    from pydantic import ValidationError
+
+    from alignsweep.evaluators.judges import JudgeSpec
+
+    judge: dict = {"name": args.judge, **({"model": args.judge_model} if args.judge_model else {})}
+    for item in args.judge_arg:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--judge-arg {item!r}: expected key=value (e.g. categories=11)")
+        if key in ("name", "model"):
+            raise InputError(f"--judge-arg {key}: give it as --judge / --judge-model")
+        try:
+            judge[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise InputError(f"--judge-arg {key}: value {text!r} is not valid YAML/JSON") from None
+    try:
+        return JudgeSpec.model_validate(judge).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        where = f"--judge-arg {field}" if field else f"--judge {args.judge}"
+        raise InputError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
 def _spec(args: argparse.Namespace):
     from pydantic import ValidationError
 
-    from alignsweep.errors import InputError
     from alignsweep.evaluators.config import EvaluationSpec
 
-    judge = {"name": args.judge, **({"model": args.judge_model} if args.judge_model else {})}
     raw = {
-        "safety": {"data": args.safety_data, "limit": args.limit, "judges": [judge]},
+        "safety": {"data": args.safety_data, "limit": args.limit, "judges": [_judge(args)]},
         "fairness": {"data": args.fairness_data, "limit": args.limit},
         "over_refusal": {"data": args.over_refusal_data, "limit": args.limit},
+        "tasks": list(args.tasks),
     }
     try:
         return EvaluationSpec.model_validate(raw)
@@ -53,29 +91,38 @@ def _spec(args: argparse.Namespace):
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from alignsweep.evaluators.evaluate import Evaluator, local_judges, method_of, store_result
-
-    from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
-
-    rules = parse_rules(args.fail_on) if args.fail_on is not None else []
-    if rules and not args.adapter:
+    if args.fail_on is not None and not args.adapter:
         raise InputError("--fail-on needs --adapter: the gate checks an adapter's change vs its base")
     spec = _spec(args)
-    adapter_ref = _resolve_adapter(args.adapter) if args.adapter else None
-    _preflight(args, spec, adapter_ref)
+    with tempfile.TemporaryDirectory(prefix="alignsweep-audit-") as scratch:
+        adapter_ref = _resolve_adapter(args.adapter, scratch) if args.adapter else None
+        return _audit(args, spec, adapter_ref)
+
+
+def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
+    from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
+    from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
+    from alignsweep.models.devices import choose_device
+    from alignsweep.models.loading import LoadOptions
+    from alignsweep.trainables.methods import method_of_adapter
+
+    choose_device(args.device)  # a bad --device is bad input (exit 2), before anything loads
+    _preflight(args, spec, adapter_ref)  # loads the task files, whose metrics the rules may name
+    rules = parse_rules(args.fail_on) if args.fail_on is not None else []
     judge, judge_name, over, over_name = local_judges(spec)
     evaluator = Evaluator(spec, args.base, judge=judge, judge_name=judge_name,
-                          over_refusal_judge=over, over_refusal_judge_name=over_name)
+                          over_refusal_judge=over, over_refusal_judge_name=over_name,
+                          options=LoadOptions(dtype=args.dtype), device=choose_device(args.device))
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
     flats, rows = [], []
     for adapter, trial_id in runs:
         result = evaluator.evaluate(adapter)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
-                     method=method_of(adapter, None))
+                     method=method_of_adapter(adapter))
         flats.append(result.flat())
         rows.append(result.metrics)
-        counts = ", ".join(f"{len(rows)} {table.replace('_', ' ')}" for table, rows in result.items.items())
+        counts = ", ".join(f"{len(items)} {table.replace('_', ' ')}" for table, items in result.items.items())
         print(f"{trial_id}: {counts}, {result.seconds:.1f} s")
     for key in sorted(k for k in flats[0] if "/" not in k):
         values = "  ".join(_fmt(f.get(key, math.nan)) for f in flats)
@@ -98,12 +145,15 @@ def _categories(evaluator) -> dict[str, set[str]]:
             for b in evaluator.benchmarks for m in b.metrics if m.gate}
 
 
-def _resolve_adapter(ref: str) -> str:
-    """A local adapter directory as given; anything else is a hub id, downloaded (cached) by huggingface_hub."""
+def _resolve_adapter(ref: str, scratch: str) -> str:
+    """A local adapter directory as given; a URI (a sweep's `checkpoint` on object storage) copied into
+    `scratch`; anything else is a hub id, downloaded (cached) by huggingface_hub."""
     from pathlib import Path
 
     if Path(ref).expanduser().exists() or ref.startswith((".", "/", "~")):
         return str(Path(ref).expanduser())
+    if "://" in ref:
+        return _download_adapter(ref, scratch)
     try:
         from huggingface_hub import snapshot_download
 
@@ -111,6 +161,22 @@ def _resolve_adapter(ref: str) -> str:
     except Exception as exc:  # offline, unknown or private repo: one line, exit 2
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"adapter {ref!r}: not a local directory, and the hub download failed ({first})") from None
+
+
+def _download_adapter(uri: str, scratch: str) -> str:
+    """Copy an adapter directory from object storage (pyarrow.fs: s3://, gs://, …) to a local folder."""
+    import pyarrow.fs as pafs
+
+    local = f"{scratch}/adapter"
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        if fs.get_file_info(path).type != pafs.FileType.Directory:
+            raise InputError(f"adapter {uri!r}: no such directory")
+        pafs.copy_files(path, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    except (OSError, ValueError) as exc:  # pyarrow's IO errors are OSErrors, its invalid-input ones ValueErrors
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"adapter {uri!r}: cannot copy it from storage ({first})") from None
+    return local
 
 
 def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -> None:
@@ -121,7 +187,8 @@ def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -
     check_model(args.base)
     if adapter_ref:
         check_adapter(adapter_ref, args.base)
-    check_evaluation_data(spec)
+    check_evaluation_data(spec, keys={"safety": "--safety-data", "fairness": "--fairness-data",
+                                      "over_refusal": "--over-refusal-data"})
 
 
 def _fmt(value: float) -> str:

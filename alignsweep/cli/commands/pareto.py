@@ -44,7 +44,7 @@ def _handle(args: argparse.Namespace) -> int:
         out.add_column(labels.get(name, name), overflow="fold", no_wrap=name == "trial_id")
     for row in table.to_pylist():
         out.add_row(*(_cell(k, v) for k, v in row.items()))
-    Console().print(out)
+    Console(emoji=False).print(out)
     if table.num_rows == 0:
         print("no fully scored configurations yet")
     return 0

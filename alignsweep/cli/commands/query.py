@@ -83,10 +83,10 @@ def _render_table(result: pa.Table, *, to_terminal: bool) -> str:
         caption += f", first {_TABLE_ROWS} shown (use --format csv for all)"
     table.caption = caption
     if to_terminal:
-        Console().print(table)
+        Console(emoji=False).print(table)
         return ""
     buffer = io.StringIO()
-    Console(file=buffer, width=200, no_color=True).print(table)
+    Console(file=buffer, width=200, no_color=True, emoji=False).print(table)
     return buffer.getvalue()
 
 

@@ -56,7 +56,7 @@ def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int 
 
     from alignsweep.engine.sweep import run_sweep
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
     outcome = run_sweep(spec, results=results, address=address, num_cpus=num_cpus, console=console)
     console.print(f"results: {outcome.sweep_dir}  ({outcome.trials} trials, {outcome.errors} failed)")
     return 1 if outcome.errors else 0
@@ -80,7 +80,7 @@ def _dry_run(spec: Any, results: str | None) -> int:
     for model in spec.models:
         row = [counts.get((model.ref, m), 0) for m in methods]
         table.add_row(model.ref, *map(str, row), str(sum(row)))
-    console = Console()
+    console = Console(emoji=False)
     console.print(table)
     res = spec.resources
     console.print(
@@ -89,5 +89,10 @@ def _dry_run(spec: Any, results: str | None) -> int:
     )
     console.print(f"scheduler: {spec.scheduler.name} on {spec.scheduler.metric} ({spec.scheduler.mode})  "
                   f"evaluation: {'on' if spec.evaluation is not None else 'off'}")
+    eval_spec = spec.evaluation_spec()
+    if eval_spec is not None:
+        from alignsweep.spec.eval_plan import print_evaluation_plan
+
+        print_evaluation_plan(console, eval_spec, len(spec.models))
     console.print(f"results would go to: {sweep_dir_for(spec, results)}")
     return 0

@@ -35,6 +35,9 @@ class Metric:
     headline: bool = True  # reported to Tune and shown while a sweep runs
     gate: bool = True  # may be named in `audit --fail-on`
     summary: bool = False  # a column of the live progress panel and the sweep's summary table
+    # Its column in the `pareto` view when it is an objective: `d_*` the change vs base, `abs_*` the
+    # absolute value (a bias), anything else the trial's own value at its scored step.
+    pareto: str | None = None
 
 
 @dataclass

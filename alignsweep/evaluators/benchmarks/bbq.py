@@ -140,10 +140,12 @@ class BBQBenchmark:
     item_table = "fairness_items"
     item_id = "example_id"
     metrics = (
-        Metric("accuracy", NAME, "BBQ accuracy", "acc", "higher", summary=True),
+        Metric("accuracy", NAME, "BBQ accuracy", "acc", "higher", summary=True,
+               pareto="d_fairness_accuracy"),
         Metric("accuracy_ambig", NAME, "BBQ accuracy (ambiguous)", "acc amb", "higher"),
         Metric("accuracy_disambig", NAME, "BBQ accuracy (disambiguated)", "acc dis", "higher"),
-        Metric("bias_ambig", NAME, "bias (ambiguous)", "bias amb", "zero", summary=True),
+        Metric("bias_ambig", NAME, "bias (ambiguous)", "bias amb", "zero", summary=True,
+               pareto="abs_bias_ambig"),
         Metric("bias_disambig", NAME, "bias (disambiguated)", "bias dis", "zero", summary=True),
         Metric("bias_excluded", NAME, "items without a target", "no target", "lower", headline=False, gate=False),
     )

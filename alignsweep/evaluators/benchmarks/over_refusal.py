@@ -45,7 +45,7 @@ class OverRefusalBenchmark:
     name = NAME
     item_table = "safety_items"
     item_id = "prompt_id"
-    metrics = (Metric("over_refusal_rate", NAME, "over-refusal", "over-ref", "lower", summary=True),)
+    metrics = (Metric("over_refusal_rate", NAME, "over-refusal", "over-ref", "lower", summary=True, pareto="d_over_refusal"),)
 
     def enabled(self, spec: Any) -> bool:
         return spec.over_refusal.enabled

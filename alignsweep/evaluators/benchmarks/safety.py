@@ -44,7 +44,7 @@ class SafetyBenchmark:
     name = NAME
     item_table = "safety_items"
     item_id = "prompt_id"
-    metrics = (Metric("safe_rate", NAME, "safe rate", "safe", "higher", summary=True),)
+    metrics = (Metric("safe_rate", NAME, "safe rate", "safe", "higher", summary=True, pareto="d_safe_rate"),)
 
     def enabled(self, spec: Any) -> bool:
         return spec.safety.enabled

@@ -84,7 +84,7 @@ class UtilityBenchmark:
     name = BENCHMARK
     item_table = None
     item_id = "question_id"
-    metrics = (Metric("task_accuracy", BENCHMARK, "task accuracy", "task acc", "higher"),)
+    metrics = (Metric("task_accuracy", BENCHMARK, "task accuracy", "task acc", "higher", pareto="d_task_accuracy"),)
 
     def enabled(self, spec: Any) -> bool:
         return spec.utility.enabled
@@ -101,4 +101,4 @@ class UtilityBenchmark:
 
 register(UtilityBenchmark())
 #: Computed by the trial (it owns the tuning data) and stored beside task accuracy.
-add_metrics(Metric("heldout_loss", BENCHMARK, "held-out loss", "ho loss", "lower"))
+add_metrics(Metric("heldout_loss", BENCHMARK, "held-out loss", "ho loss", "lower", pareto="heldout_loss"))

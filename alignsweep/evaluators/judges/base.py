@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable, Literal, Protocol, Sequence
 
 from pydantic import Field, field_validator, model_validator
 
+from alignsweep.models.loading import LoadOptions
 from alignsweep.options import Strict
 from alignsweep.registry import Registry
 
@@ -52,6 +53,15 @@ class JudgeSpec(Strict):
     text: Literal["response", "pair"] = "response"  # hf_classifier input
     max_new_tokens: int = Field(default=16, ge=1)
     batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # "auto": sized to the memory budget
+    # Loading settings of the judge's model, as a sweep's `models` entries have them: `auto` keeps the
+    # checkpoint's own dtype (bfloat16 for Llama Guard), so an 8B guard is never upcast to float32.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    allow_unsafe_weights: bool = False
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                           allow_unsafe_weights=self.allow_unsafe_weights)
 
     @field_validator("name")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from alignsweep.errors import InputError
+from alignsweep.models.loading import LoadOptions
 from alignsweep.evaluators.judges.base import JUDGES, SAFE, UNPARSED, UNSAFE, Judge, JudgeSpec, Verdict
 
 class HFClassifierJudge:
@@ -14,17 +15,22 @@ class HFClassifierJudge:
     """
 
     def __init__(self, model: str, label_map: dict[str, str], *, text: str = "response",
-                 batch_size: int | str = 8) -> None:
+                 batch_size: int | str = 8, options: LoadOptions = LoadOptions(dtype="auto"),
+                 device: str | None = None) -> None:
         from transformers import AutoModelForSequenceClassification
 
-        from alignsweep.models.loading import load_tokenizer
+        from alignsweep.models.devices import choose_device, describe
+        from alignsweep.models.loading import load_tokenizer, torch_dtype
         from alignsweep.models.refs import resolve_model
 
         ref = resolve_model(model)
         self.name = f"hf_classifier:{model}"
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            ref.path, use_safetensors=True, trust_remote_code=False).eval()
-        self.tokenizer = load_tokenizer(ref.path)
+            ref.path, dtype=torch_dtype(options.dtype), trust_remote_code=options.trust_remote_code,
+            **({} if options.allow_unsafe_weights else {"use_safetensors": True}),
+        ).to(device or choose_device()).eval()
+        self.tokenizer = load_tokenizer(ref.path, trust_remote_code=options.trust_remote_code)
+        self.device = describe(str(self.model.device))
         self.label_map = {str(k): v for k, v in label_map.items()}
         self.text = text
         self.batch_size = 32 if batch_size == "auto" else int(batch_size)  # encoder classifiers: short inputs
@@ -42,7 +48,7 @@ class HFClassifierJudge:
             else:
                 enc = self.tokenizer([r for _, r in chunk], return_tensors="pt", padding=True, truncation=True)
             with torch.no_grad():
-                pred = self.model(**enc).logits.argmax(-1).tolist()
+                pred = self.model(**enc.to(self.model.device)).logits.argmax(-1).tolist()
             for p in pred:
                 label = str(id2label.get(p, p))
                 mapped = self.label_map.get(label, self.label_map.get(str(p)))
@@ -54,4 +60,5 @@ class HFClassifierJudge:
 def _hf_classifier(spec: "JudgeSpec") -> Judge:
     if not spec.model or not spec.label_map:
         raise InputError("judge hf_classifier needs `model` and `label_map` (label → safe|unsafe)")
-    return HFClassifierJudge(spec.model, spec.label_map, text=spec.text, batch_size=spec.batch_size)
+    return HFClassifierJudge(spec.model, spec.label_map, text=spec.text, batch_size=spec.batch_size,
+                             options=spec.load_options())

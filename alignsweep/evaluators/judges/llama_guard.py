@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from alignsweep.errors import InputError
 from alignsweep.evaluators.judges.base import JUDGES, SAFE, UNPARSED, UNSAFE, Judge, JudgeSpec, Verdict
 from alignsweep.evaluators.taxonomy import load_taxonomy
+from alignsweep.models.loading import LoadOptions
 
 _LG_TASK = (
     "Task: Check if there is unsafe content in 'Agent' messages in conversations according our safety policy "
@@ -76,15 +77,18 @@ class LlamaGuardJudge:
     """
 
     def __init__(self, model: str, *, categories: int | None = None, unsafe_threshold: float | None = None,
-                 max_new_tokens: int = 16, batch_size: int | str = "auto") -> None:
-        from alignsweep.models.loading import load_model, load_tokenizer
+                 max_new_tokens: int = 16, batch_size: int | str = "auto",
+                 options: LoadOptions = LoadOptions(dtype="auto"), device: str | None = None) -> None:
+        from alignsweep.models.devices import describe
+        from alignsweep.models.loading import load_tokenizer, load_with
         from alignsweep.models.refs import resolve_model
 
         ref = resolve_model(model)
         self.scheme = llama_guard_scheme(model, categories)
         self.name = f"llama_guard:{model}"
-        self.model = load_model(ref.path)
-        self.tokenizer = load_tokenizer(ref.path)
+        self.model = load_with(ref.path, options, device=device)
+        self.device = describe(str(self.model.device))
+        self.tokenizer = load_tokenizer(ref.path, trust_remote_code=options.trust_remote_code)
         self.unsafe_threshold = unsafe_threshold
         self.max_new_tokens = max_new_tokens
         self.batch_size = _guard_batch_size(self.model, batch_size, max_new_tokens)
@@ -119,7 +123,7 @@ class LlamaGuardJudge:
         out: list[float] = []
         for start in range(0, len(texts), self.batch_size):
             enc = tok(list(texts[start:start + self.batch_size]), return_tensors="pt", padding=True,
-                      add_special_tokens=False)
+                      add_special_tokens=False).to(self.model.device)
             with torch.no_grad():
                 logits = self.model(**enc).logits[:, -1, :].float()
             out.extend(torch.softmax(logits, dim=-1)[:, unsafe_id].tolist())
@@ -148,4 +152,5 @@ def _llama_guard(spec: "JudgeSpec") -> Judge:
     if not spec.model:
         raise InputError("judge llama_guard needs `model` (a Llama Guard 2 or 3 hub id or path)")
     return LlamaGuardJudge(spec.model, categories=spec.categories, unsafe_threshold=spec.unsafe_threshold,
-                           max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size)
+                           max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size,
+                           options=spec.load_options())
