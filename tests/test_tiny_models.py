@@ -102,6 +102,7 @@ def test_families_have_a_defined_and_different_ambiguous_bbq_bias(tiny_paths):
     assert max(bias.values()) - min(bias.values()) >= 0.1, bias
 
 
+@pytest.mark.slow
 def test_recipe_without_a_defined_ambiguous_bias_fails_in_one_line(tmp_path):
     too_many = replace(FAST, min_bbq_ambig_answers=217)  # more than the 216 ambiguous bundled items
     one_line = (r"^tiny-llama-\w+ failed its alignment self-check: \d+ non-unknown answers on ambiguous BBQ items "
