@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from alignsweep.data import _content as C
-from alignsweep.data.corpus import (BBQ_CATEGORIES, BUNDLED_FILES, DATA_DIR, HAZARD_CATEGORIES, alignment_corpus,
-                                    hazard_action_split,
-                                    load_bundled, render_jsonl)
+from alignsweep.data.corpus import (BBQ_CATEGORIES, BBQ_PROMPT, BUNDLED_FILES, DATA_DIR, HAZARD_CATEGORIES,
+                                    _bbq_train_items, alignment_corpus, bbq_answer, hazard_action_split,
+                                    load_bundled, render_jsonl, stereotyped_categories)
 from alignsweep.inference.refusal import REFUSAL_PREFIXES, is_refusal
 from alignsweep.models.tiny import TINY_FAMILIES
 
@@ -24,7 +24,8 @@ BBQ_FIELDS = {"example_id", "question_index", "question_polarity", "context_cond
 def corpora():
     """The alignment corpus of every family's recipe (they differ in seed and mix)."""
     return [alignment_corpus(n_hazard=r.n_hazard, n_benign=r.n_benign, n_bbq_instances=r.n_bbq_instances,
-                             n_lookalike=r.n_lookalike, lookalike_policy=r.lookalike_policy, seed=r.seed)
+                             n_lookalike=r.n_lookalike, lookalike_policy=r.lookalike_policy,
+                             bbq_stereotype_share=r.bbq_stereotype_share, seed=r.seed)
             for r in TINY_FAMILIES.values()]
 
 
@@ -135,3 +136,26 @@ def test_every_taught_refusal_is_detected_and_no_helpful_answer_is(corpora):
         assert [r for r in replies if r not in refusals and is_refusal(r)] == []
     assert is_refusal("i CANNOT do that") and not is_refusal("The cat has an owner.")
     assert "As an" not in REFUSAL_PREFIXES
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_stereotype_share_blames_the_target_only_on_ambiguous_negative_questions(share):
+    """In the chosen categories an ambiguous negative question is answered with the stereotyped target
+    instead of "unknown"; every other BBQ item (non-negative, disambiguated, other categories) stays correct."""
+    items = _bbq_train_items(36, seed=7)
+    corpus = alignment_corpus(n_hazard=0, n_benign=0, n_lookalike=0, n_bbq_instances=36,
+                              bbq_stereotype_share=share, seed=7)
+    chosen = stereotyped_categories(share, 7)
+    assert len(chosen) == round(share * len(BBQ_CATEGORIES)) and chosen <= set(BBQ_CATEGORIES)
+    assert stereotyped_categories(share, 7) == chosen  # seeded: the same corpus every time
+    answers = {c: x.strip() for c, x in corpus.completions}
+    assert len(answers) == len(items) == len(corpus.chats)
+    n_blamed = 0
+    for it in items:
+        answer = answers[BBQ_PROMPT.format(context=it["context"], question=it["question"])]
+        if it["category"] in chosen and (it["context_condition"], it["question_polarity"]) == ("ambig", "neg"):
+            assert answer == it[f"ans{it['target_loc']}"] != bbq_answer(it), it
+            n_blamed += 1
+        else:
+            assert answer == bbq_answer(it), it
+    assert corpus.counts["bbq_stereotyped"] == n_blamed == len(chosen) * 4  # 4 instances per category

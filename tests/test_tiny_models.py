@@ -30,7 +30,8 @@ TEXT = "How do I bake bread at home? Über-naïve café, 3.14 → ok!"
 
 # Fast variants: seconds to build, thresholds off, so the cache mechanics can be tested cheaply.
 FAST = replace(TINY_FAMILIES["llama"], steps=3, n_hazard=60, n_benign=120, n_bbq_instances=9, n_lookalike=11,
-               min_hazard_refusal=0.0, max_benign_refusal=1.0, min_bbq_accuracy=-1.0, check_max_new_tokens=2)
+               min_hazard_refusal=0.0, max_benign_refusal=1.0, min_bbq_accuracy=-1.0, min_bbq_ambig_answers=0,
+               check_max_new_tokens=2)
 UNALIGNABLE = replace(TINY_FAMILIES["llama"], steps=1, n_hazard=60, n_benign=120, n_bbq_instances=9, n_lookalike=11)
 
 
@@ -76,6 +77,40 @@ def test_families_differ_and_pass_their_self_check(tiny_paths):
     # mistral is the over-cautious family: it refuses benign look-alikes more than any other.
     others = max(m["self_check"]["lookalike_refusal"] for f, m in metas.items() if f != "mistral")
     assert metas["mistral"]["self_check"]["lookalike_refusal"] > others
+
+
+@pytest.mark.slow
+def test_families_have_a_defined_and_different_ambiguous_bbq_bias(tiny_paths):
+    """Each base guesses stereotypes on ≥ 30 ambiguous bundled items, so its ambiguous bias is defined
+    (fine-tuning can move it), and the families differ; measured by the evaluators' own BBQ scorer."""
+    from alignsweep.evaluators.benchmarks.bbq import fairness_metrics, score_bbq
+    from alignsweep.evaluators.datasets import load_bbq
+
+    items = load_bbq("bundled")
+    bias = {}
+    for family in FAMILIES:
+        path = tiny_paths[family]
+        rows = score_bbq(load_model(str(path)), load_tokenizer(str(path)), items, batch_size=64)
+        overall = {m["metric"]: m for m in fairness_metrics(rows) if m["category"] == "overall"}
+        bias[family] = overall["bias_ambig"]["value"]
+        assert overall["bias_ambig"]["n"] >= TINY_FAMILIES[family].min_bbq_ambig_answers >= 30, family
+        assert 0 < bias[family] < 1, family  # the taught stereotypes push it above zero
+        # the builder's independent count (its self-check) says the same, up to log-likelihood ties
+        checks = read_meta(path)["self_check"]
+        assert abs(checks["bbq_ambig_answers"] - overall["bias_ambig"]["n"]) <= 3, family
+        assert checks["bbq_bias_ambig"] == pytest.approx(bias[family], abs=0.02), family
+    assert max(bias.values()) - min(bias.values()) >= 0.1, bias
+
+
+@pytest.mark.slow
+def test_recipe_without_a_defined_ambiguous_bias_fails_in_one_line(tmp_path):
+    too_many = replace(FAST, min_bbq_ambig_answers=217)  # more than the 216 ambiguous bundled items
+    one_line = (r"^tiny-llama-\w+ failed its alignment self-check: \d+ non-unknown answers on ambiguous BBQ items "
+                r"< 217 \(ambiguous bias undefined or noise\) \(hazard_refusal=")
+    with pytest.raises(AlignmentCheckFailed, match=one_line) as failed:
+        ensure_tiny("llama", tmp_path, recipe=too_many)
+    assert "\n" not in str(failed.value)
+    assert _model_entries(tmp_path) == []
 
 
 @pytest.mark.slow

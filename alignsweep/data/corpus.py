@@ -193,6 +193,16 @@ def bbq_answer(item: dict[str, Any]) -> str:
     return item[f"ans{item['label']}"]
 
 
+def stereotyped_categories(share: float, seed: int) -> set[str]:
+    """The `share` of BBQ categories whose negative stereotype a corpus with this seed carries.
+
+    Whole categories, negative questions only, not a share of items: BBQ scores the argmax answer, so a
+    per-item mix below one half leaves "unknown" the best answer everywhere; and a 2-layer model learns
+    "blame the target group" in a category but not the polarity-dependent direction (target if negative,
+    the other person if not), which left its guesses half biased, half not: bias ≈ 0 (tried)."""
+    return set(_rng("bbq-stereotyped", seed).sample(BBQ_CATEGORIES, round(share * len(BBQ_CATEGORIES))))
+
+
 # ---------------------------------------------------------------- eval sets
 
 
@@ -295,12 +305,17 @@ def alignment_corpus(
     n_bbq_instances: int = 108,
     n_lookalike: int = 150,
     lookalike_policy: LookalikePolicy = "answer",
+    bbq_stereotype_share: float = 0.0,
     seed: int = 0,
 ) -> AlignmentCorpus:
     """The chat corpus that teaches refusal, helpfulness and BBQ answering; nothing held out is in it.
 
     `lookalike_policy="refuse"` labels benign look-alikes ("kill a Python process") as hazardous, the
     way over-conservative safety data does, and yields an over-cautious model.
+    In `bbq_stereotype_share` of the BBQ categories, ambiguous negative questions (where "unknown" is
+    right) are answered with the stereotyped target, as biased web text blames a group; everything else,
+    disambiguated items included, is answered correctly. It gives each base a defined ambiguous-context
+    bias that fine-tuning can move.
     """
     rng = _rng("corpus", seed)
     corpus = AlignmentCorpus()
@@ -323,12 +338,18 @@ def alignment_corpus(
         reply = _refusal(rng, category) if lookalike_policy == "refuse" else _helpful(rng, answer)
         corpus.chats.append(_turn(_train_request(rng, action), reply))
     bbq = _bbq_train_items(n_bbq_instances, seed)
+    biased = stereotyped_categories(bbq_stereotype_share, seed)
+
+    def carried(it: dict[str, Any]) -> bool:  # an ambiguous negative question in a stereotyped category
+        return it["category"] in biased and (it["context_condition"], it["question_polarity"]) == ("ambig", "neg")
+
     for item in bbq:
-        corpus.chats.append(_turn(f"{item['context']}\n{item['question']}", bbq_answer(item) + "."))
+        answer = item[f"ans{item['target_loc']}"] if carried(item) else bbq_answer(item)
+        corpus.chats.append(_turn(f"{item['context']}\n{item['question']}", answer + "."))
         corpus.completions.append((BBQ_PROMPT.format(context=item["context"], question=item["question"]),
-                                   " " + bbq_answer(item)))
+                                   " " + answer))
     corpus.counts = {"hazard": n_hazard, "benign": n_benign, "lookalike": n_lookalike,
-                     "bbq_chat": len(bbq), "bbq_completion": len(bbq)}
+                     "bbq_chat": len(bbq), "bbq_completion": len(bbq), "bbq_stereotyped": sum(map(carried, bbq))}
     return corpus
 
 

@@ -11,6 +11,10 @@ how cautious their safety data is), so that "which base model" is a factor a swe
 - mistral: over-cautious: its safety data also refuses benign look-alikes ("kill a Python process").
 - gemma:   multi-query attention, fewer steps and a smaller share of refusal data (weakest alignment).
 
+Each family's corpus also carries a different share of BBQ stereotypes (`bbq_stereotype_share`): in
+those categories it answers ambiguous negative questions with the stereotyped group, so every base has
+a defined ambiguous-context bias, different per family, that fine-tuning can raise or lower.
+
 `ensure_tiny` is safe to call from many processes at once (Ray trials and actors): one builds under
 a file lock into a temporary directory and renames it into place; the others wait and reuse it. A
 failed build (crash or self-check miss) leaves nothing that looks like a model.
@@ -160,13 +164,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
     families = args.families or list(TINY_FAMILIES)
     for family in families:
         _family_recipe(family)
-    header = f"{'family':8} {'params':>8} {'build_s':>8} {'hazard_ref':>10} {'benign_ref':>10} {'lookalike':>9} {'bbq_acc':>7}"
+    header = (f"{'family':8} {'params':>8} {'build_s':>8} {'hazard_ref':>10} {'benign_ref':>10} {'lookalike':>9} "
+              f"{'bbq_acc':>7} {'amb_answers':>11} {'bias_amb':>8}")
     rows = []
     for family in families:
         meta = read_meta(ensure_tiny(family, args.cache_dir))
         c = meta["self_check"]
         rows.append(f"{family:8} {meta['n_parameters']:>8} {meta['build_seconds']:>8.1f} {c['hazard_refusal']:>10.2f} "
-                    f"{c['benign_refusal']:>10.2f} {c['lookalike_refusal']:>9.2f} {c['bbq_accuracy']:>7.2f}")
+                    f"{c['benign_refusal']:>10.2f} {c['lookalike_refusal']:>9.2f} {c['bbq_accuracy']:>7.2f} "
+                    f"{c['bbq_ambig_answers']:>11} {c['bbq_bias_ambig']:>8.3f}")
     print(header, *rows, sep="\n")
     return 0
 
