@@ -375,8 +375,9 @@ def render_jsonl(records: Iterable[dict[str, Any]]) -> str:
 
 def load_bundled(name: str) -> list[dict[str, Any]]:
     """Records of a committed data file, e.g. `load_bundled("hazard_prompts.jsonl")`."""
-    with open(DATA_DIR / name, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    from alignsweep.data.rows import bundled_path, read_jsonl
+
+    return [row for _, row in read_jsonl(bundled_path(name))]
 
 
 def write_bundled(directory: Path = DATA_DIR) -> list[Path]:
