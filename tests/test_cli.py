@@ -43,6 +43,7 @@ COVERED = {
     ("report", "results_dir"): "test_report.py::test_cli_report_default_out_and_seed",
     ("report", "out"): "test_report.py::test_cli_report_default_out_and_seed",
     ("report", "seed"): "test_report.py::test_cli_report_default_out_and_seed",
+    ("report", "format"): "test_report_markdown.py::test_markdown_summary_matches_the_store",
     ("audit", "base"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "adapter"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "safety_data"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",

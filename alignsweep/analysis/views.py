@@ -45,7 +45,7 @@ WITH base_last AS (
     FROM metrics WHERE method = 'base' GROUP BY ALL
 ), base AS (
     SELECT m.sweep, m.base_model, m.benchmark, m.category, m.metric,
-           avg(m.value) AS base_value, sum(m.n) AS base_n
+           avg(m.value) AS base_value, CAST(sum(m.n) AS BIGINT) AS base_n
     FROM metrics m
     JOIN base_last l ON m.sweep = l.sweep AND m.trial_id = l.trial_id
                     AND m.benchmark = l.benchmark AND m.step = l.step
