@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alignsweep.analysis.significance import FULL_EVALUATION
 from alignsweep.analysis.report.vocab import (
     ACCURACY,
     STOPPED,
@@ -30,8 +31,6 @@ from alignsweep.analysis.report.vocab import (
 )
 from alignsweep.store import HYPERPARAMETERS, SCHEMAS, TRIALS, read_manifest
 
-#: SQL: a metrics row that belongs to a full evaluation (not the screen, not the per-interval held-out loss).
-FULL_EVALUATION = "NOT starts_with(benchmark, 'screen_') AND NOT (benchmark = 'utility' AND metric = 'heldout_loss')"
 # Trial columns that are neither the schema's core nor hyperparameters (`ended`, `stop_step` before
 # the schema knows them; `last_step` added by `load`).
 _NOT_HYPERPARAMETERS = {"sweep", "ended", "stop_step", "last_step"}
