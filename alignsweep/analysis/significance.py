@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from alignsweep.analysis.paired import BOOTSTRAP, MCNEMAR, bh_sql, register_functions
@@ -151,8 +150,9 @@ def create_view(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def pair_tests(con: duckdb.DuckDBPyConnection, trial_id: str, base_trial_id: str, *, step: int = 0,
-               base_step: int = 0) -> pd.DataFrame:
-    """The tests of one explicit pair (the audit's adapter and base trials), the family being that pair's."""
+               base_step: int = 0) -> list[dict]:
+    """The tests of one explicit pair (the audit's adapter and base trials), the family being that pair's,
+    as plain records (Python values, NULL as None)."""
     pair = pa.table({"trial_id": [trial_id], "step": pa.array([step], pa.int64()), "base_trial_id": [base_trial_id],
                      "base_step": pa.array([base_step], pa.int64())})
     con.register("_pair", pair)
@@ -160,6 +160,6 @@ def pair_tests(con: duckdb.DuckDBPyConnection, trial_id: str, base_trial_id: str
         pairs = """SELECT m.sweep, p.trial_id, any_value(m.base_model) AS base_model, any_value(m.method) AS method,
                           p.step, p.base_trial_id, p.base_step
                    FROM _pair p JOIN metrics m ON m.trial_id = p.trial_id AND m.step = p.step GROUP BY ALL"""
-        return con.sql(tests_sql(pairs)).to_arrow_table().to_pandas()
+        return con.sql(tests_sql(pairs)).to_arrow_table().to_pylist()
     finally:
         con.unregister("_pair")
