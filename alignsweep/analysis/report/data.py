@@ -53,6 +53,7 @@ class ReportData:
     by_step: pd.DataFrame = field(default_factory=pd.DataFrame)  # deltas_by_step, overall rows, every step > 0 (screens too)
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): full / screen evaluation there
     heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): held-out loss
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # the tests view: paired tests with BH q-values
 
     @property
     def running(self) -> bool:
@@ -95,6 +96,7 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
         controls = _frame(con, "SELECT * FROM controls WHERE category = 'overall' ORDER BY trial_id")
         pareto = _frame(con, "SELECT * FROM pareto ORDER BY dominated_by, trial_id")
         changes = bootstrap_changes(con, seed=seed)
+        tests = _frame(con, "SELECT * FROM tests")
     finally:
         con.close()
     manifest = read_manifest(results_dir)
@@ -104,7 +106,7 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
     if len(changes):
         changes = changes.merge(configs[["trial_id", "family"]], on="trial_id", how="left")
     return ReportData(sweep, manifest, trials, deltas, _base_table(base), configs, controls, pareto, changes,
-                      final, by_step, evals, heldout)
+                      final, by_step, evals, heldout, tests)
 
 
 def _frame(con, sql: str) -> pd.DataFrame:
