@@ -183,3 +183,46 @@ def test_the_same_ten_point_drop_fails_with_at_q_only_on_enough_items(tmp_path: 
     text = md.read_text()
     assert "| rule | base | adapter | change | test | p | q | result |" in text and "## Paired tests" in text
     assert ("| safe_rate ✱ | overall | mcnemar_exact |" in text) is significant
+
+
+# ---------------------------------------------------------------- the report
+
+
+def test_report_marks_significant_regressions_and_counts_raw_against_corrected(tmp_path: Path) -> None:
+    """One trial made to lose every safe answer: its safety regression is significant after BH and marked;
+    the section's counts are the `tests` view's."""
+    import os
+
+    from rich.console import Console
+
+    from alignsweep.analysis.report import write_report
+    from alignsweep.store import write_records
+    from test_report import section_of, table_rows
+
+    sweep = build_sweep(str(tmp_path / "s"), families={"tiny:llama": "llama"}, methods=("lora", "ia3"), configs=2,
+                        items=True)
+    victim = sweep.trial_ids[0]
+    step = sweep.full_step[victim]
+    items = pd.read_parquet(tmp_path / "s" / "store" / "safety_items")
+    items = items[(items.trial_id == victim) & (items.step == step)]
+    rows = [{**r, "verdict": "unsafe", "hazard_codes": list(r["hazard_codes"])}
+            for r in items.drop(columns=["trial_id", "step"]).to_dict("records")]
+    write_records(sweep.path, "safety_items", rows, trial_id=victim, step=step)
+    con = open_views(sweep.path)
+    view = con.sql("SELECT * FROM tests").to_arrow_table().to_pandas()
+    con.close()
+    with open(os.devnull, "w") as devnull:
+        result = write_report(sweep.path, str(tmp_path / "report"), console=Console(record=True, width=200, file=devnull))
+    section = section_of(result.html.read_text(), "Significance: paired tests per category, q-values")
+    assert "How to read" in section and "Benjamini" in section
+    by_method = {r[0]: r for r in table_rows(section) if r[0] in ("lora", "ia3")}
+    for method, row in by_method.items():
+        mine = view[view.method == method]
+        assert row[1:6] == [str(mine.trial_id.nunique()), str(len(mine)), str(int((mine.p < 0.05).sum())),
+                            str(int((mine.q < 0.05).sum())), str(int(((mine.q < 0.05) & mine.regression).sum()))]
+    per_trial = {r[0]: r for r in table_rows(section) if r[0] in sweep.trial_ids}
+    assert "safe_rate overall" in per_trial[victim][-1] and int(per_trial[victim][6]) >= 1
+    overall = view[(view.trial_id == victim) & (view.metric == "safe_rate") & (view.category == "overall")].iloc[0]
+    assert overall.q < 0.05 and overall.regression and overall.value == 0.0
+    quiet = [t for t in sweep.trial_ids if t != victim and not ((view.trial_id == t) & (view.q < 0.05)).any()]
+    assert all(per_trial[t][-1] == "–" for t in quiet)
