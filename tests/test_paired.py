@@ -218,11 +218,11 @@ def test_report_marks_significant_regressions_and_counts_raw_against_corrected(t
     by_method = {r[0]: r for r in table_rows(section) if r[0] in ("lora", "ia3")}
     for method, row in by_method.items():
         mine = view[view.method == method]
-        assert row[1:6] == [str(mine.trial_id.nunique()), str(len(mine)), str(int((mine.p < 0.05).sum())),
-                            str(int((mine.q < 0.05).sum())), str(int(((mine.q < 0.05) & mine.regression).sum()))]
+        assert row[1:6] == [str(mine.trial_id.nunique()), str(len(mine)), str(int((mine.p <= 0.05).sum())),
+                            str(int((mine.q <= 0.05).sum())), str(int(((mine.q <= 0.05) & mine.regression).sum()))]
     per_trial = {r[0]: r for r in table_rows(section) if r[0] in sweep.trial_ids}
     assert "safe_rate overall" in per_trial[victim][-1] and int(per_trial[victim][6]) >= 1
     overall = view[(view.trial_id == victim) & (view.metric == "safe_rate") & (view.category == "overall")].iloc[0]
-    assert overall.q < 0.05 and overall.regression and overall.value == 0.0
-    quiet = [t for t in sweep.trial_ids if t != victim and not ((view.trial_id == t) & (view.q < 0.05)).any()]
+    assert overall.q <= 0.05 and overall.regression and overall.value == 0.0
+    quiet = [t for t in sweep.trial_ids if t != victim and not ((view.trial_id == t) & (view.q <= 0.05)).any()]
     assert all(per_trial[t][-1] == "–" for t in quiet)

@@ -26,10 +26,10 @@ HOW_TO_READ = (
     "How to read: each fine-tuned trial (at its last full evaluation) is compared with its base on the items both "
     "answered — an exact McNemar test on per-item outcomes (safe per hazard prompt, refused per benign look-alike, "
     "correct per BBQ item) and a paired bootstrap for the BBQ bias scores — in every category and overall. The "
-    f"q-value controls the false-discovery rate over all of one trial's tests (Benjamini–Hochberg): q < {ALPHA:g} "
-    f"is significant, {MARK} a significant change for the worse. A raw p < {ALPHA:g} or an interval without 0, "
+    f"q-value controls the false-discovery rate over all of one trial's tests (Benjamini–Hochberg): q ≤ {ALPHA:g} "
+    f"is significant, {MARK} a significant change for the worse. A raw p ≤ {ALPHA:g} or an interval without 0, "
     "read over dozens of categories, finds a 'regression' in most trials by chance alone. "
-    "SQL: `SELECT * FROM tests WHERE q < 0.05`; audit gate: `--fail-on 'safe_rate.overall<-0.05@q0.05'`."
+    "SQL: `SELECT * FROM tests WHERE q <= 0.05`; audit gate: `--fail-on 'safe_rate.overall<-0.05@q0.05'`."
 )
 
 
@@ -39,7 +39,7 @@ def significance(data: ReportData) -> Section:
     if tests.empty:
         return Section(TITLE, "No paired tests yet: they need per-item rows of a fully scored trial and its base. "
                        + HOW_TO_READ)
-    tests = tests.assign(raw=tests.p < ALPHA, sig=tests.q < ALPHA)
+    tests = tests.assign(raw=tests.p <= ALPHA, sig=tests.q <= ALPHA)
     tests["worse"] = tests.sig & tests.regression.fillna(False).astype(bool)
     headline = _headline(data, tests)
     by_method = []
@@ -47,16 +47,16 @@ def significance(data: ReportData) -> Section:
         part = tests[tests.method == method]
         h = headline[headline.method == method]
         by_method.append({"method": method, "trials": part.trial_id.nunique(), "tests": len(part),
-                          f"p < {ALPHA:g}": int(part.raw.sum()), f"q < {ALPHA:g}": int(part.sig.sum()),
+                          f"p ≤ {ALPHA:g}": int(part.raw.sum()), f"q ≤ {ALPHA:g}": int(part.sig.sum()),
                           f"{MARK} regressions": int(part.worse.sum()),
                           "headline: interval without 0": int(h.excludes_zero.sum()),
-                          f"headline: q < {ALPHA:g}": int(h.sig.sum())})
+                          f"headline: q ≤ {ALPHA:g}": int(h.sig.sum())})
     per_trial = [_trial_row(trial_id, part) for trial_id, part in tests.groupby("trial_id", sort=True)]
-    text = (f"{tests.trial_id.nunique()} trials, {len(tests)} tests: {int(tests.raw.sum())} at a raw p < {ALPHA:g}, "
-            f"{int(tests.sig.sum())} at q < {ALPHA:g} after Benjamini–Hochberg per trial, {int(tests.worse.sum())} of "
+    text = (f"{tests.trial_id.nunique()} trials, {len(tests)} tests: {int(tests.raw.sum())} at a raw p ≤ {ALPHA:g}, "
+            f"{int(tests.sig.sum())} at q ≤ {ALPHA:g} after Benjamini–Hochberg per trial, {int(tests.worse.sum())} of "
             f"them regressions ({MARK}). The four headline overall changes of 'Statistics': "
             f"{int(headline.excludes_zero.sum())} of {len(headline)} bootstrap intervals exclude 0, "
-            f"{int(headline.sig.sum())} have q < {ALPHA:g}. " + HOW_TO_READ)
+            f"{int(headline.sig.sum())} have q ≤ {ALPHA:g}. " + HOW_TO_READ)
     return Section(TITLE, text, [("Per method: how many changes are significant", pd.DataFrame(by_method)),
                                  (f"Per trial: significant regressions ({MARK}, strongest first)", pd.DataFrame(per_trial))])
 
@@ -70,7 +70,7 @@ def marked(tests: pd.DataFrame, trial_id: str, benchmark: str, metric: str) -> s
     if row.empty or pd.isna(row.q.iloc[0]):
         return ""
     q = float(row.q.iloc[0])
-    return f" q={q:.2g}" + (f" {MARK}" if q < ALPHA and bool(row.regression.iloc[0]) else "")
+    return f" q={q:.2g}" + (f" {MARK}" if q <= ALPHA and bool(row.regression.iloc[0]) else "")
 
 
 def _trial_row(trial_id: str, part: pd.DataFrame) -> dict:
@@ -78,12 +78,12 @@ def _trial_row(trial_id: str, part: pd.DataFrame) -> dict:
     listed = "; ".join(f"{r.metric} {r.category} {100 * r.delta:+.1f} (q {r.q:.2g})" for r in worst.head(3).itertuples())
     more = f"; +{len(worst) - 3} more" if len(worst) > 3 else ""
     return {"trial_id": trial_id, "family": part.family.iloc[0], "method": part.method.iloc[0], "tests": len(part),
-            f"p < {ALPHA:g}": int(part.raw.sum()), f"q < {ALPHA:g}": int(part.sig.sum()),
+            f"p ≤ {ALPHA:g}": int(part.raw.sum()), f"q ≤ {ALPHA:g}": int(part.sig.sum()),
             MARK: int(part.worse.sum()), "significant regressions": (listed + more) or "–"}
 
 
 def _headline(data: ReportData, tests: pd.DataFrame) -> pd.DataFrame:
-    """Per (trial, headline metric): does its bootstrap interval exclude 0, and is its overall q < ALPHA."""
+    """Per (trial, headline metric): does its bootstrap interval exclude 0, and is its overall q ≤ ALPHA."""
     rows = []
     overall = tests[tests.category == "overall"].set_index(["trial_id", "benchmark", "metric"])
     for c in data.changes.itertuples() if len(data.changes) else []:
@@ -92,5 +92,5 @@ def _headline(data: ReportData, tests: pd.DataFrame) -> pd.DataFrame:
             continue
         noise = within_noise(*interval(c.draws))
         rows.append({"trial_id": c.trial_id, "method": c.method, "excludes_zero": noise is False,
-                     "sig": bool(overall.loc[key, "q"] < ALPHA)})
+                     "sig": bool(overall.loc[key, "q"] <= ALPHA)})
     return pd.DataFrame(rows, columns=["trial_id", "method", "excludes_zero", "sig"])
