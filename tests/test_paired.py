@@ -103,6 +103,17 @@ def test_bootstrap_p_agrees_with_a_plain_item_resampling_bootstrap() -> None:
     assert bootstrap_p("bias_ambig", base, adapter) == pytest.approx(naive, abs=0.03)
 
 
+def test_bootstrap_p_reads_patterns_with_weights_as_the_items_they_stand_for() -> None:
+    rng = np.random.default_rng(5)
+    base = _bbq_components(rng, 90, 0.5)
+    adapter = _bbq_components(rng, 90, 0.8)
+    expected = bootstrap_p("bias_ambig", base, adapter)
+    order = rng.permutation(90)
+    assert bootstrap_p("bias_ambig", base[order], adapter[order]) == expected  # row order does not matter
+    patterns, counts = np.unique(np.hstack([base, adapter]), axis=0, return_counts=True)
+    assert bootstrap_p("bias_ambig", patterns[:, :4], patterns[:, 4:], counts) == expected
+
+
 # ---------------------------------------------------------------- the `tests` view
 
 
@@ -132,6 +143,43 @@ def test_tests_view_recomputes_mcnemar_and_bh_from_the_items(tmp_path: Path) -> 
         assert defined.q.to_numpy() == pytest.approx(scipy_stats.false_discovery_control(defined.p.to_numpy()))
         assert mine[mine.p.isna()].q.isna().all()  # the factory's BBQ items have no `unknown`: bias undefined
     con.close()
+
+
+def test_tests_view_bootstraps_bbq_bias_from_the_items_as_bbq_defines_it(tmp_path: Path) -> None:
+    """The view's components (correct, biased, non-unknown) against the BBQ definitions written out here."""
+    from alignsweep.store import write_records
+
+    from alignsweep.analysis.significance import pair_tests
+
+    path = str(tmp_path / "audit")
+    base_id, adapter_id = build_audit_pair(path, items=20, drop=0.0)
+    items = pd.read_parquet(tmp_path / "audit" / "store" / "fairness_items")
+    base = items[items.trial_id == base_id].sort_values("example_id")
+    rng = np.random.default_rng(11)
+    turned = base.assign(prediction=np.where(rng.random(len(base)) < 0.6, 0, base.prediction.to_numpy()))
+    rows = [{**r, "loglikelihoods": list(r["loglikelihoods"])} for r in turned.drop(columns=["trial_id", "step"]).to_dict("records")]
+    write_records(path, "fairness_items", rows, trial_id=adapter_id, step=0)
+
+    def components(frame: pd.DataFrame, metric: str) -> np.ndarray:
+        part = frame[frame.context_condition == ("ambig" if metric == "bias_ambig" else "disambig")]
+        non_unknown = (part.prediction != part.unknown_index).to_numpy()
+        neg = (part.question_polarity == "neg").to_numpy()
+        biased = non_unknown & np.where(neg, part.prediction == part.target_index, part.prediction != part.target_index)
+        if metric == "bias_disambig":
+            return np.stack([biased, non_unknown], axis=1).astype(float)
+        return np.stack([part.prediction == part.label, np.ones(len(part)), biased, non_unknown], axis=1).astype(float)
+
+    con = open_views(path)
+    tests = pd.DataFrame(pair_tests(con, adapter_id, base_id))
+    con.close()
+    for metric, score in (("bias_ambig", bias_ambig), ("bias_disambig", None)):
+        row = tests[(tests.metric == metric) & (tests.category == "overall")].iloc[0]
+        b, a = components(base, metric), components(turned, metric)
+        assert row.test == "paired_bootstrap" and row.n == len(b)
+        assert row.p == pytest.approx(bootstrap_p(metric, b, a))
+        if score is not None:
+            assert row.value == pytest.approx(float(score(a.sum(0)))) and row.base_value == pytest.approx(float(score(b.sum(0))))
+    assert tests[tests.metric == "bias_ambig"].p.min() < 1  # the change is visible to the test
 
 
 # ---------------------------------------------------------------- the gate

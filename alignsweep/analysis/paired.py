@@ -65,26 +65,29 @@ def bias_disambig(sums: np.ndarray) -> np.ndarray:
 BIAS_SCORES = {"bias_ambig": (bias_ambig, 4), "bias_disambig": (bias_disambig, 2)}
 
 
-def bootstrap_p(metric: str, base: np.ndarray, adapter: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
-                seed: int = BOOTSTRAP_SEED) -> float:
+def bootstrap_p(metric: str, base: np.ndarray, adapter: np.ndarray, weights: np.ndarray | None = None, *,
+                resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> float:
     """Two-sided paired-bootstrap p for the change adapter − base of a bias score.
 
-    `base` and `adapter` are [items, k] component matrices, row i the same item in both; NaN when no
-    resample gives a defined change.
+    `base` and `adapter` are [rows, k] component matrices, row i the same item in both; with
+    `weights`, row i stands for that many items with the same components (what SQL hands over). NaN
+    when no resample gives a defined change.
     """
     score, _ = BIAS_SCORES[metric]
     base, adapter = np.asarray(base, float), np.asarray(adapter, float)
-    n = len(base)
+    weights = np.ones(len(base)) if weights is None else np.asarray(weights, float)
+    n = int(round(weights.sum()))
     if n == 0:
         return float("nan")
     # Resampling n items with replacement draws each distinct (base, adapter) row pattern a
     # multinomial number of times: the same distribution as drawing item indices, at the cost of the
-    # few distinct patterns (0/1 components) rather than of n.
-    patterns, freq = np.unique(np.hstack([base, adapter]), axis=0, return_counts=True)
-    counts = np.random.default_rng(seed).multinomial(n, freq / n, size=resamples).astype(float)
+    # few distinct patterns (0/1 components) rather than of n. np.unique sorts them, so the draw does
+    # not depend on the order the rows came in.
+    patterns, inverse = np.unique(np.hstack([base, adapter]), axis=0, return_inverse=True)
+    freq = np.bincount(inverse.ravel(), weights=weights, minlength=len(patterns))
+    counts = np.random.default_rng(seed).multinomial(n, freq / freq.sum(), size=resamples).astype(float)
     k = base.shape[1]
-    base, adapter = patterns[:, :k], patterns[:, k:]
-    draws = score(counts @ adapter) - score(counts @ base)
+    draws = score(counts @ patterns[:, k:]) - score(counts @ patterns[:, :k])
     draws = draws[np.isfinite(draws)]
     if not len(draws):
         return float("nan")
@@ -93,15 +96,16 @@ def bootstrap_p(metric: str, base: np.ndarray, adapter: np.ndarray, *, resamples
 
 
 def _bootstrap_udf(metric: str, rows: list) -> float:
-    """SQL entry: `rows` one list per item, the base's k components then the adapter's (NaN: undefined;
-    DuckDB's default null handling forbids returning NULL, so SQL turns NaN into NULL)."""
+    """SQL entry: `rows` one list per distinct item pattern — the base's k components, the adapter's k,
+    then how many items have it (NaN: undefined; DuckDB's default null handling forbids returning
+    NULL, so SQL turns NaN into NULL)."""
     _, k = BIAS_SCORES[metric]
-    matrix = np.asarray(rows, float).reshape(-1, 2 * k)
-    return bootstrap_p(metric, matrix[:, :k], matrix[:, k:])
+    matrix = np.asarray(rows, float).reshape(-1, 2 * k + 1)
+    return bootstrap_p(metric, matrix[:, :k], matrix[:, k:2 * k], matrix[:, -1])
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
-    """`mcnemar_p(b, c)` and `paired_bootstrap_p(metric, [[base…, adapter…] per item])` in `con`'s SQL."""
+    """`mcnemar_p(b, c)` and `paired_bootstrap_p(metric, [[base…, adapter…, items] per pattern])` in `con`'s SQL."""
     from duckdb.sqltypes import BIGINT, DOUBLE, VARCHAR
 
     con.create_function("mcnemar_p", mcnemar_p, [BIGINT, BIGINT], DOUBLE, side_effects=False)

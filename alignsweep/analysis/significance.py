@@ -96,7 +96,7 @@ def tests_sql(pairs: str) -> str:
     """SQL of the tests of each pair in `pairs` (a relation: sweep, trial_id, base_model, method, step,
     base_trial_id, base_step), one row per (pair, benchmark, category incl. `overall`, metric)."""
     value = {t.metric: _VALUE.get(t.metric, _RATE) for t in TESTED}
-    test = _case("metric", {t.metric: f"'{t.test}'" for t in TESTED})
+    test = _case("g.metric", {t.metric: f"'{t.test}'" for t in TESTED})
     better = {t.metric: catalog_metric(t.metric, t.benchmark).better for t in TESTED}
     worse = _case("metric", {m: {"higher": "delta < 0", "lower": "delta > 0", "zero": "abs(value) > abs(base_value)"}[b]
                              for m, b in better.items()})
@@ -107,9 +107,16 @@ def tests_sql(pairs: str) -> str:
                {_case('metric', {m: v.format(x='bx') for m, v in value.items()})} AS base_value,
                {_case('metric', {m: v.format(x='ax') for m, v in value.items()})} AS value,
                sum((bx[1] = 1 AND ax[1] = 0)::INT)::BIGINT AS base_only,
-               sum((bx[1] = 0 AND ax[1] = 1)::INT)::BIGINT AS adapter_only,
-               list(list_concat(bx, ax) ORDER BY item) FILTER (WHERE metric IN ({bootstrapped})) AS item_rows
+               sum((bx[1] = 0 AND ax[1] = 1)::INT)::BIGINT AS adapter_only
         FROM joined
+        GROUP BY GROUPING SETS ((sweep, trial_id, benchmark, metric, category), (sweep, trial_id, benchmark, metric))"""
+    # The bootstrap needs only how many items share each (base, adapter) component pattern: a handful
+    # of rows per test whatever the number of items.
+    patterns = f"""
+        SELECT sweep, trial_id, benchmark, metric, coalesce(category, 'overall') AS category,
+               list(list_concat(bx, ax, [k::DOUBLE])) AS item_rows
+        FROM (SELECT sweep, trial_id, benchmark, metric, category, bx, ax, count(*) AS k
+              FROM joined WHERE metric IN ({bootstrapped}) GROUP BY ALL)
         GROUP BY GROUPING SETS ((sweep, trial_id, benchmark, metric, category), (sweep, trial_id, benchmark, metric))"""
     tested = f"""
         SELECT g.sweep, g.trial_id, g.base_model, coalesce(t.family, f.family) AS family, g.method, g.step,
@@ -118,8 +125,10 @@ def tests_sql(pairs: str) -> str:
                CASE WHEN {test} = '{MCNEMAR}' THEN g.base_only END AS base_only,
                CASE WHEN {test} = '{MCNEMAR}' THEN g.adapter_only END AS adapter_only,
                CASE WHEN {test} = '{MCNEMAR}' THEN mcnemar_p(g.base_only, g.adapter_only)
-                    ELSE nullif(paired_bootstrap_p(g.metric, g.item_rows), 'NaN'::DOUBLE) END AS p
+                    ELSE nullif(paired_bootstrap_p(g.metric, pt.item_rows), 'NaN'::DOUBLE) END AS p
         FROM grouped g
+        LEFT JOIN patterns pt ON pt.sweep = g.sweep AND pt.trial_id = g.trial_id AND pt.benchmark = g.benchmark
+                             AND pt.metric = g.metric AND pt.category = g.category
         LEFT JOIN trials t ON g.sweep = t.sweep AND g.trial_id = t.trial_id
         LEFT JOIN (SELECT sweep, base_model, any_value(family) AS family FROM trials WHERE family IS NOT NULL GROUP BY ALL) f
                ON g.sweep = f.sweep AND g.base_model = f.base_model"""
@@ -137,6 +146,7 @@ def tests_sql(pairs: str) -> str:
         JOIN items b ON b.sweep = a.sweep AND b.trial_id = a.base_trial_id AND b.step = a.base_step
                     AND b.benchmark = a.benchmark AND b.metric = a.metric AND b.item = a.item),
     grouped AS ({grouped}),
+    patterns AS ({patterns}),
     tested AS ({tested})
     SELECT *, {worse} AS regression
     FROM ({bh_sql('tested', ['sweep', 'trial_id'], ['benchmark', 'metric', 'category'])})
