@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alignsweep.analysis.significance import FULL_EVALUATION
 from alignsweep.analysis.report.vocab import (
     ACCURACY,
     STOPPED,
@@ -30,8 +31,6 @@ from alignsweep.analysis.report.vocab import (
 )
 from alignsweep.store import HYPERPARAMETERS, SCHEMAS, TRIALS, read_manifest
 
-#: SQL: a metrics row that belongs to a full evaluation (not the screen, not the per-interval held-out loss).
-FULL_EVALUATION = "NOT starts_with(benchmark, 'screen_') AND NOT (benchmark = 'utility' AND metric = 'heldout_loss')"
 # Trial columns that are neither the schema's core nor hyperparameters (`ended`, `stop_step` before
 # the schema knows them; `last_step` added by `load`).
 _NOT_HYPERPARAMETERS = {"sweep", "ended", "stop_step", "last_step"}
@@ -54,6 +53,7 @@ class ReportData:
     by_step: pd.DataFrame = field(default_factory=pd.DataFrame)  # deltas_by_step, overall rows, every step > 0 (screens too)
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): full / screen evaluation there
     heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): held-out loss
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # the tests view: paired tests with BH q-values
 
     @property
     def running(self) -> bool:
@@ -96,6 +96,7 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
         controls = _frame(con, "SELECT * FROM controls WHERE category = 'overall' ORDER BY trial_id")
         pareto = _frame(con, "SELECT * FROM pareto ORDER BY dominated_by, trial_id")
         changes = bootstrap_changes(con, seed=seed)
+        tests = _frame(con, "SELECT * FROM tests")
     finally:
         con.close()
     manifest = read_manifest(results_dir)
@@ -105,7 +106,7 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
     if len(changes):
         changes = changes.merge(configs[["trial_id", "family"]], on="trial_id", how="left")
     return ReportData(sweep, manifest, trials, deltas, _base_table(base), configs, controls, pareto, changes,
-                      final, by_step, evals, heldout)
+                      final, by_step, evals, heldout, tests)
 
 
 def _frame(con, sql: str) -> pd.DataFrame:

@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="at most N items per category (safety, over-refusal, fairness)")
     p.add_argument("--results", required=True, help="directory to write the records under")
     p.add_argument("--fail-on", help='gate: comma-separated metric.category<threshold or >threshold on the change vs '
-                   'base, e.g. "safe_rate.overall<-0.05,bias_ambig.age>0.1"; exit 1 when one holds (needs --adapter)')
+                   'base, e.g. "safe_rate.overall<-0.05,bias_ambig.age>0.1"; exit 1 when one holds (needs --adapter). '
+                   'A rule ending in @q<alpha> (safe_rate.overall<-0.05@q0.05) fails only when the change is also '
+                   'significant: its paired test has a Benjamini-Hochberg q <= alpha')
     p.add_argument("--summary-dir", help="where audit.md and audit.json go (default: --results)")
     p.set_defaults(handler=_handle)
 
@@ -100,7 +102,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
-    from alignsweep.analysis.gate import check_categories, evaluate_rules, parse_rules, write_summary
+    from alignsweep.analysis.gate import check_categories, check_store, parse_rules, write_summary
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
     from alignsweep.evaluators.payload import AdapterPayload
     from alignsweep.models.devices import choose_device
@@ -116,13 +118,12 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
                           options=LoadOptions(dtype=args.dtype), device=choose_device(args.device))
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
-    flats, rows = [], []
+    flats = []
     for adapter, trial_id in runs:
         result = evaluator.evaluate(AdapterPayload.read(adapter) if adapter else None)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
                      method=method_of_adapter(adapter))
         flats.append(result.flat())
-        rows.append(result.metrics)
         counts = ", ".join(f"{len(items)} {table.replace('_', ' ')}" for table, items in result.items.items())
         print(f"{trial_id}: {counts}, {result.seconds:.1f} s")
     for key in sorted(k for k in flats[0] if "/" not in k):
@@ -130,12 +131,16 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
         print(f"  {key:<20} {values}")
     if not adapter_ref:
         return 0
-    checks = evaluate_rules(rules, rows[0], rows[1])
+    # The gate reads back what was just stored: the same rows, plus the item-level paired tests.
+    checks, tests = check_store(args.results, rules, runs[0][1], runs[1][1])
     overall = [{"metric": k, "base": flats[0].get(k, math.nan), "adapter": flats[1].get(k, math.nan),
                 "change": flats[1].get(k, math.nan) - flats[0].get(k, math.nan)} for k in sorted(flats[0]) if "/" not in k]
-    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall)
+    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall, tests)
     for c in checks:
-        print(f"  {'FAIL' if c.failed else 'pass'}  {c.rule:<32} change {_fmt(c.change)}")
+        evidence = "" if c.q is None else f"  p {c.p:.3g}  q {c.q:.3g}"
+        print(f"  {'FAIL' if c.failed else 'pass'}  {c.rule:<32} change {_fmt(c.change)}{evidence}")
+    significant = [t for t in tests if t["q"] is not None and t["q"] <= 0.05 and t["regression"]]
+    print(f"  paired tests: {len(significant)} of {len(tests)} significant regressions at q <= 0.05")
     print(f"audit summary: {md} {js}")
     return 1 if any(c.failed for c in checks) else 0
 
