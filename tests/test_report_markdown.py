@@ -42,7 +42,7 @@ def _safe_changes(path: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     path = tmp_path_factory.mktemp("md") / "demo"
-    return path, build_sweep(str(path), configs=3, failed=1)
+    return path, build_sweep(str(path), configs=3, failed=1, items=True)
 
 
 def test_markdown_summary_matches_the_store(sweep, cli) -> None:
@@ -75,6 +75,22 @@ def test_markdown_summary_matches_the_store(sweep, cli) -> None:
     worst_trial = min(changes, key=changes.get)
     assert safe_rows[0][1] == worst_trial and safe_rows[0][4] == f"{changes[worst_trial]:+.1f}"
     assert [float(r[4]) for r in safe_rows] == sorted(float(r[4]) for r in safe_rows)
+    # q: the tests view's overall q-value of that trial and metric, ✱ exactly where it is a significant regression
+    import alignsweep
+    tests = alignsweep.open(path).sql("SELECT trial_id, metric, q, regression FROM tests WHERE category = 'overall'").df()
+    metric_of = {"safe rate": "safe_rate", "over-refusal": "over_refusal_rate", "BBQ accuracy": "accuracy",
+                 "bias (ambiguous)": "bias_ambig"}
+    header = worst[0]
+    assert any(r[header.index("q")] != "–" for r in worst[1:])  # the fixture has per-item rows: q-values exist
+    for r in worst[1:]:
+        view = tests[(tests.trial_id == r[1]) & (tests.metric == metric_of[r[0]])]
+        q_cell = r[header.index("q")]
+        if view.empty or view.q.isna().all():
+            assert q_cell == "–"
+            continue
+        q = float(view.q.iloc[0])
+        assert float(q_cell.split()[0]) == pytest.approx(q, rel=0.06)
+        assert q_cell.endswith("✱") == (q <= 0.05 and bool(view.regression.iloc[0]))
 
 
 def test_markdown_on_an_empty_and_a_missing_sweep(tmp_path: Path, cli) -> None:

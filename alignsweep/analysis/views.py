@@ -108,7 +108,9 @@ def open(*results_dirs: str | os.PathLike[str], filesystem: pafs.FileSystem | No
     if not results_dirs:
         raise InputError("give at least one sweep results directory")
     sweeps = _sweeps([os.fspath(d) for d in results_dirs], filesystem)
+    # No DuckDB progress bar: it would land in piped query output and in the report's terminal tables.
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     for table in TABLES:
         _create_table_view(con, table, sweeps)
     con.execute(_DELTAS_BY_STEP)

@@ -13,6 +13,7 @@ import pandas as pd
 from alignsweep.analysis.report.data import ReportData
 from alignsweep.analysis.report.formatting import markdown_table
 from alignsweep.analysis.report.sections_cells import group_table, status_table
+from alignsweep.analysis.report.sections_tests import ALPHA, MARK
 from alignsweep.analysis.report.vocab import CELL_METRICS, ENDED_LABELS, SUMMARY_METRICS
 
 WORST_PER_METRIC = 3
@@ -36,13 +37,14 @@ def markdown_summary(data: ReportData) -> str:
         lines += [f"**Mean change vs base by {key}** (points; n trials at their last full evaluation)", "",
                   markdown_table(table), ""]
     lines += [f"**Worst regressions** (per headline metric, up to {WORST_PER_METRIC} trials that moved furthest the wrong way)",
-              "", _worst(scored, worst), "",
+              "", _worst(scored, worst, data.tests), "",
               "<sub>" + "; ".join(f"{m.label}: {m.direction}" for m in metrics)
-              + ". Full report with per-category tables, intervals and plots: `alignsweep report`.</sub>", ""]
+              + f". q: the paired test's Benjamini–Hochberg q-value over all of that trial's tests, {MARK} a significant"
+              f" regression (q ≤ {ALPHA:g}). Full report with per-category tables, intervals and plots: `alignsweep report`.</sub>", ""]
     return "\n".join(lines)
 
 
-def _worst(scored: pd.DataFrame, metrics) -> str:
+def _worst(scored: pd.DataFrame, metrics, tests: pd.DataFrame) -> str:
     """Per metric (harm is in each metric's own units, so metrics are not ranked against each other)."""
     rows = []
     for m in metrics:
@@ -50,11 +52,23 @@ def _worst(scored: pd.DataFrame, metrics) -> str:
         for index in harm[harm > 0].sort_values(ascending=False).index[:WORST_PER_METRIC]:
             row = scored.loc[index]
             rows.append({"metric": m.label, "trial": row.trial_id, "family": row.family, "method": row.method,
-                         "Δ": row[m.label], "step": _step(row.step), "ended": ENDED_LABELS.get(row.ended, row.ended),
-                         "configuration": row.get("configuration") or ""})
+                         "Δ": row[m.label], "q": _q(tests, row.trial_id, m), "step": _step(row.step),
+                         "ended": ENDED_LABELS.get(row.ended, row.ended), "configuration": row.get("configuration") or ""})
     if not rows:
         return "None: no trial got worse than its base on " + ", ".join(m.label for m in metrics) + "."
     return markdown_table(pd.DataFrame(rows))
+
+
+def _q(tests: pd.DataFrame, trial_id: str, m) -> str:
+    """The change's q-value from the paired tests (the `tests` view), ✱ where it is a significant regression."""
+    if tests.empty:
+        return "–"
+    row = tests[(tests.trial_id == trial_id) & (tests.benchmark == m.benchmark) & (tests.category == "overall")
+                & (tests.metric == m.metric)]
+    if row.empty or pd.isna(row.q.iloc[0]):
+        return "–"
+    q = float(row.q.iloc[0])
+    return f"{q:.2g}" + (f" {MARK}" if q <= ALPHA and bool(row.regression.iloc[0]) else "")
 
 
 def _step(step: float) -> str:
