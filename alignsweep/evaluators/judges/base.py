@@ -67,7 +67,7 @@ class JudgeSpec(Strict):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in JUDGES:
-            raise ValueError(f"unknown judge {value!r} (known: {', '.join(JUDGES.names())})")
+            raise ValueError(JUDGES.unknown(value))
         return value
 
     @model_validator(mode="after")
