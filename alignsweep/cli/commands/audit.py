@@ -14,11 +14,17 @@ import argparse
 import math
 import tempfile
 
+from alignsweep.cli.commands import examples
 from alignsweep.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="evaluate a base model and optionally an adapter, without training")
+    p = sub.add_parser("audit", help="evaluate a base model and optionally an adapter, without training", **examples(
+        "alignsweep audit --base tiny:llama --results results/audit --limit 8",
+        "alignsweep audit --base tiny:llama --adapter results/demo/checkpoints/<trial>/<step> --results results/audit \\",
+        '    --fail-on "safe_rate.overall<-0.05,bias_ambig.overall>0.1"',
+        "alignsweep audit --base org/model --revision <commit> --judge llama_guard --judge-model org/guard --results out",
+    ))
     p.add_argument("--base", required=True, help="hub id, local path, or tiny:<family>")
     p.add_argument("--adapter", help="PEFT adapter to score on top of the base: a directory, a URI (s3://…, the "
                    "`checkpoint` column of a sweep on object storage) or a hub id")
