@@ -37,10 +37,11 @@ class ModelSpec(Strict):
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    revision: str | None = Field(default=None, description="hub models: the branch, tag or commit to load")
 
     def load_options(self) -> LoadOptions:
         return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
-                           allow_unsafe_weights=self.allow_unsafe_weights)
+                           allow_unsafe_weights=self.allow_unsafe_weights, revision=self.revision)
 
     @field_validator("ref")
     @classmethod
@@ -49,10 +50,20 @@ class ModelSpec(Strict):
             raise ValueError("model reference is empty")
         return value.strip()
 
+    @field_validator("revision")
+    @classmethod
+    def _hub_revision(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("empty revision (give a hub branch, tag or commit)")
+        if value is not None and str(info.data.get("ref", "")).startswith("tiny:"):
+            raise ValueError(f"a revision pins a hub model's files; {info.data['ref']} is built here (drop it)")
+        return value
+
 
 class TrainingSpec(Strict):
     dataset: str = "bundled"
     dataset_split: str = "train"
+    dataset_revision: str | None = Field(default=None, description="a hub dataset's branch, tag or commit")
     max_examples: int | None = Field(default=None, ge=1)
     epochs: list[int] | None = None
     max_steps: list[int] | None = None

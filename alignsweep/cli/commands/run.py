@@ -104,7 +104,8 @@ def _dry_run(spec: Any, results: str | None) -> int:
     table.add_column("total", justify="right")
     for model in spec.models:
         row = [counts.get((model.ref, m), 0) for m in methods]
-        table.add_row(model.ref, *map(str, row), str(sum(row)))
+        label = f"{model.ref}@{model.revision}" if model.revision else model.ref
+        table.add_row(label, *map(str, row), str(sum(row)))
     console = Console(emoji=False)
     console.print(table)
     res = spec.resources
