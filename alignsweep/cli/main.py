@@ -59,10 +59,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _with_suggestion(message: str) -> str:
     """argparse's `invalid choice: 'rn' (choose from …)` with the closest choice named first."""
-    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    m = re.search(r"invalid choice: '([^']*)' \((choose from (.*))\)$", message)
     if not m:
         return message
-    hint = did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+    hint = did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(3)))
     return f"{message[:m.start(2)]}{hint} {message[m.start(2):]}" if hint else message
 
 

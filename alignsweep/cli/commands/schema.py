@@ -14,9 +14,9 @@ from alignsweep.cli.commands import examples
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schema", help="print the sweep spec's JSON Schema (for editors)", **examples(
-        "alignsweep schema > sweep.schema.json",
-        "# then, as the first line of a sweep file:",
-        "# yaml-language-server: $schema=sweep.schema.json",
+        "alignsweep schema > sweep.schema.json     # then, as the first line of a sweep file:",
+        "                                          # yaml-language-server: $schema=sweep.schema.json",
+        "alignsweep schema | jq '.$defs.TrainingSpec.properties | keys'",
     ))
     p.set_defaults(handler=_handle)
 
