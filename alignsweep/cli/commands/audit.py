@@ -16,6 +16,7 @@ import tempfile
 
 from alignsweep.cli.commands import examples
 from alignsweep.errors import InputError
+from alignsweep.suggest import did_you_mean
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +80,9 @@ def _judge(args: argparse.Namespace) -> dict:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         where = f"--judge-arg {field}" if field else f"--judge {args.judge}"
+        if err["type"] == "extra_forbidden":
+            hint = did_you_mean(field, [f for f in JudgeSpec.model_fields if f not in ("name", "model")])
+            raise InputError(f"{where}: unknown field{f' ({hint})' if hint else ''}") from None
         raise InputError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 

@@ -58,7 +58,7 @@ def split_spec_and_overrides(tokens: list[str]) -> tuple[str, list[str]]:
     is recognised because it exists. Anything else left without `=` is bad input.
     """
     plain = [t for t in tokens if "=" not in t]
-    existing = [t for t in tokens if "=" in t and Path(t).is_file()]
+    existing = [t for t in tokens if "=" in t and _is_file(t)]
     spec = plain[0] if plain else existing[0] if len(existing) == 1 else tokens[0]
     rest = list(tokens)
     rest.remove(spec)
@@ -66,6 +66,13 @@ def split_spec_and_overrides(tokens: list[str]) -> tuple[str, list[str]]:
         if "=" not in item:
             raise InputError(f"unexpected argument {item!r}: overrides are key=value")
     return spec, rest
+
+
+def _is_file(token: str) -> bool:
+    try:
+        return Path(token).is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte: not a file
+        return False
 
 
 def _resume(args: argparse.Namespace) -> int:
