@@ -368,6 +368,12 @@ def test_revision_of_a_local_model_is_bad_input(tiny_paths: Mapping[str, Path], 
 
     with pytest.raises(InputError, match=rf"model '{re.escape(local)}': revision 'v1' pins"):
         check_model(local, revision="v1")  # … and the pre-run checks refuse it before Ray starts
+    from alignsweep.evaluators.judges import JudgeSpec
+    from alignsweep.spec.preflight import check_judge
+
+    for name in ("llama_guard", "hf_classifier"):  # a judge's model likewise
+        with pytest.raises(InputError, match=r"revision 'v1' pins a hub model's files"):
+            check_judge(JudgeSpec(name=name, model=local, revision="v1", label_map={"LABEL_0": "safe"}))
     _one_line_error(cli("run", tmp_path / "sweep.yaml", "models.0.ref=tiny:llama", "--dry-run"),
                     r"models\[0\].revision: a revision pins a hub model's files; tiny:llama is built here")
 

@@ -119,12 +119,10 @@ def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weigh
                 revision: str | None = None) -> None:
     """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template
     (and no `revision`, which only a hub model has)."""
-    from alignsweep.models.loading import revision_kwargs
     from alignsweep.models.refs import resolve_model
 
+    check_revision(ref, revision)
     model = resolve_model(ref)
-    if revision is not None and model.is_local:
-        revision_kwargs(model.path, revision, ref=ref)  # raises: a local directory has no revisions
     if not model.is_local:
         return
     folder = Path(model.path)
@@ -135,6 +133,15 @@ def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weigh
     _require_causal_lm(ref, cfg)
     check_weights(folder, what="model", allow_unsafe_weights=allow_unsafe_weights)
     _require_chat_template(ref, model.path, trust_remote_code)
+
+
+def check_revision(ref: str, revision: str | None) -> None:
+    """Only a hub model has revisions: one given for a local directory or a `tiny:` model is bad input."""
+    from alignsweep.models.loading import revision_kwargs
+    from alignsweep.models.refs import resolve_model
+
+    if revision is not None:
+        revision_kwargs(resolve_model(ref).path, revision, ref=ref)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -301,6 +308,7 @@ def check_judge(judge: Any) -> None:
     if not judge.model:
         return
     if judge.name == "hf_classifier":
+        check_revision(judge.model, judge.revision)
         check_classifier(judge.model, judge.label_map or {})
     else:
         check_model(judge.model, revision=judge.revision)

@@ -87,5 +87,5 @@ def sweep_schema() -> dict[str, Any]:
     props["evaluation"] = {"title": "Evaluation", "default": None,
                            "description": "safety, over-refusal, fairness and utility scoring of checkpoints (null: off)",
                            "anyOf": [{"$ref": "#/$defs/EvaluationSpec"}, {"type": "null"}]}
-    return {"$schema": DIALECT, "$id": "https://alignsweep.dev/sweep.schema.json", **schema,
+    return {"$schema": DIALECT, **schema,
             "title": "alignsweep sweep spec"}
