@@ -18,9 +18,18 @@ CUTOFF = 0.6
 def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The valid names most like `word`, best first (none when nothing is close)."""
     names = list(dict.fromkeys(str(c) for c in choices))
-    found = difflib.get_close_matches(str(word), names, n=n, cutoff=CUTOFF)
-    if not found:  # case slips (`LoRA`, `ASHA`) are not "close" to difflib
-        found = [c for c in names if c.lower() == str(word).lower()]
+    word = str(word)
+    found = difflib.get_close_matches(word, names, n=n, cutoff=CUTOFF)
+    low = word.lower()
+    fallbacks = (
+        lambda c: c.lower() == low,  # case slips (`LoRA`, `ASHA`) are not "close" to difflib
+        lambda c: len(low) >= 3 and c.lower().startswith(low),  # a cut-short name: `grace` → grace_period
+        lambda c: len(low) >= 2 and "".join(p[:1] for p in c.lower().split("_")) == low,  # initials: `lr` → learning_rates
+    )
+    for matches in fallbacks:
+        if found:
+            break
+        found = [c for c in names if matches(c)][:n]
     return found
 
 

@@ -143,6 +143,11 @@ def test_any_order_of_options_and_overrides_is_a_run_or_one_line_of_bad_input(cl
      r"evaluation.safety.judges\[0\].name: unknown judge 'refsual' \(did you mean 'refusal'\? known: hf_classifier"),
     ("evaluation.saftey.limit=3", r"evaluation.saftey: unknown field \(did you mean 'safety'\?\)"),
     ("xyzzy=1", r"xyzzy: unknown field \(fields here: name, seed, models, methods, training, scheduler"),
+    ("scheduler.grace=2", r"scheduler.grace: unknown field \(did you mean 'grace_period'\?\)"),  # cut short
+    ("training.lr=[0.1]", r"training.lr: unknown field \(did you mean 'learning_rates'\?\)"),  # initials
+    ("models.0.dtype=bfloat", r"models\[0\].dtype: Input should be 'float32', 'bfloat16' or 'float16' "
+                              r"\(got 'bfloat'; did you mean 'bfloat16'\?\)$"),  # a misspelt choice
+    ("scheduler.mode=mni", r"scheduler.mode: Input should be 'min' or 'max' \(got 'mni'; did you mean 'min'\?\)"),
 ])
 def test_a_wrong_override_is_named_with_the_closest_name_and_the_file_is_not_blamed(cli, spec_path: Path,
                                                                                   override: str, expected: str) -> None:
@@ -185,6 +190,9 @@ def test_the_suggestion_helper() -> None:
     assert did_you_mean("trainng", ["name", "training", "seed"]) == "did you mean 'training'?"
     assert did_you_mean("LoRA", ["dora", "lora"]) == "did you mean 'lora'?"  # a case slip
     assert did_you_mean("qqq", ["name", "training"]) == ""
+    assert did_you_mean("grace", ["grace_period", "mode"]) == "did you mean 'grace_period'?"
+    assert did_you_mean("lr", ["learning_rates", "seeds"]) == "did you mean 'learning_rates'?"
+    assert did_you_mean("x", ["xylophone_y"]) == ""  # one letter is no evidence
     assert unknown_name("method", "x", ["b", "a"]) == "unknown method 'x' (known: b, a)"
 
 

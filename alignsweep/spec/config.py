@@ -21,6 +21,7 @@ from alignsweep.models.loading import LoadOptions
 from alignsweep.options import Strict
 from alignsweep.spec.fields import unknown_field
 from alignsweep.spec.overrides import apply_override
+from alignsweep.suggest import did_you_mean
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -319,9 +320,11 @@ def _describe(err: dict[str, Any], loc: tuple) -> str:
         return unknown_field(SweepSpec, loc)
     message = _clean(err)
     value = err.get("input")
-    if value is not None and not isinstance(value, (dict, list)) and repr(value) not in message:
-        message += f" (got {value!r})"
-    return message
+    notes = [f"got {value!r}"] if value is not None and not isinstance(value, (dict, list)) and repr(value) not in message else []
+    if err["type"] == "literal_error" and isinstance(value, str):  # `dtype: bfloat` → 'bfloat16'
+        notes.append(did_you_mean(value, re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))))
+    notes = [n for n in notes if n]
+    return f"{message} ({'; '.join(notes)})" if notes else message
 
 
 def _clean(err: dict[str, Any]) -> str:
