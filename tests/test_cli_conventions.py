@@ -179,6 +179,10 @@ def test_misspelt_subcommands_choices_judges_and_tiny_models_get_a_suggestion(cl
                     r"unknown judge 'refsual' \(did you mean 'refusal'\? known: hf_classifier, llama_guard, refusal\)")
     _one_line_error(cli("audit", "--base", "tiny:lama", "--results", tmp_path / "a"),
                     r"unknown tiny model 'tiny:lama' \(did you mean 'tiny:llama'\? known: tiny:llama, tiny:qwen2")
+    from alignsweep.analysis.gate import parse_rules
+
+    with pytest.raises(InputError, match=r"unknown metric 'safe_rat' \(did you mean 'safe_rate'\? known: "):
+        parse_rules("safe_rat.overall<-0.05")
     _one_line_error(cli("models", "build", "lama"), r"unknown tiny family 'lama' \(did you mean 'llama'\? known: llama, qwen2")
     _one_line_error(cli("models", "build", "falcon"), r"unknown tiny family 'falcon' \(known: llama, qwen2, mistral, gemma\)")
     assert not (tmp_path / "a").exists()
