@@ -22,7 +22,7 @@ from alignsweep.suggest import did_you_mean
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="evaluate a base model and optionally an adapter, without training", **examples(
         "alignsweep audit --base tiny:llama --results results/audit --limit 8",
-        "alignsweep audit --base tiny:llama --adapter results/demo/checkpoints/<trial>/<step> --results results/audit \\",
+        "alignsweep audit --base tiny:llama --adapter results/demo/tune/<trial>/checkpoint_000003 --results results/audit \\",
         '    --fail-on "safe_rate.overall<-0.05,bias_ambig.overall>0.1"',
         "alignsweep audit --base org/model --revision <commit> --judge llama_guard --judge-model org/guard --results out",
     ))
