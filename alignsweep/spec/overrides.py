@@ -88,7 +88,8 @@ def _as_container(target: Any, path: Path, item: str) -> Any:
     """The mapping or list to look `part` up in; a scalar in the way is bad input."""
     if isinstance(target, (dict, list)):
         return target
-    raise InputError(f"override {item!r}: {_dotted(path)} is {type(target).__name__} {target!r}, not a section")
+    raise InputError(f"override {item!r}: {_dotted(path)} is {type(target).__name__} {target!r}, not a section or "
+                     f"list (set it whole: {_dotted(path)}=…)")
 
 
 def _key(target: Any, path: Path, part: str, item: str, root: type[BaseModel]) -> str | int:
