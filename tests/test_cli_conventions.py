@@ -108,6 +108,7 @@ stray_tokens = st.sampled_from([["stray"], ["SPEC"], ["=x"], ["a=b=c"]])
 @example(chunks=[["training.max_steps=3"], ["--dry-run"]], spec_at=2)
 @example(chunks=[["--results"]], spec_at=1)
 @example(chunks=[["methods.lora.lora_alpha=8"], ["--dry-run"]], spec_at=0)
+@example(chunks=[["models.²=x"], ["training.learning_rates.²=1"]], spec_at=0)  # a digit to str.isdigit, no index
 def test_any_order_of_options_and_overrides_is_a_run_or_one_line_of_bad_input(cli, tmp_path: Path,
                                                                               chunks: list[list[str]],
                                                                               spec_at: int) -> None:

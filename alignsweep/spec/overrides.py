@@ -23,6 +23,11 @@ from alignsweep.trainables.methods import METHODS
 Path = tuple[str | int, ...]
 
 
+def _is_index(part: str) -> bool:
+    """`0`, `12`: a list index (ASCII digits only: `²` is a digit to `str.isdigit` but no number)."""
+    return part.isascii() and part.isdigit()
+
+
 def _dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
@@ -63,7 +68,7 @@ def apply_override(raw: dict[str, Any], item: str, root: type[BaseModel]) -> lis
             owned.append(path)
             break
         child = target[key] if isinstance(target, list) else target.get(key)
-        if child is None and parts[i + 1].isdigit():
+        if child is None and _is_index(parts[i + 1]):
             raise InputError(f"override {item!r}: {_dotted(path)} has 0 item(s); index {parts[i + 1]} is out of range")
         if child is None:
             child = {}
@@ -95,7 +100,7 @@ def _as_container(target: Any, path: Path, item: str) -> Any:
 def _key(target: Any, path: Path, part: str, item: str, root: type[BaseModel]) -> str | int:
     """`part` as a list index or a mapping key, checked against the fields the spec has at `path`."""
     if isinstance(target, list):
-        if not part.isdigit():
+        if not _is_index(part):
             raise InputError(f"override {item!r}: {_dotted(path)} is a list; address an item by its "
                              f"index ({_dotted((*path, 0))}…)")
         index = int(part)
