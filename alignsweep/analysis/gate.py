@@ -26,8 +26,8 @@ from typing import Any, Iterable
 from alignsweep.analysis.significance import TESTED_METRICS, pair_tests
 from alignsweep.analysis.views import open as open_views
 from alignsweep.errors import InputError
-from alignsweep.suggest import unknown_name
 from alignsweep.evaluators.benchmarks import METRIC_CATALOG
+from alignsweep.suggest import unknown_name
 
 
 def gate_metrics() -> tuple[str, ...]:
