@@ -59,6 +59,8 @@ COVERED = {
     ("audit", "tasks"): "test_lm_eval_task.py::test_audit_scores_a_task_file_into_the_store",
     ("audit", "dtype"): "test_audit_dtype_and_device",
     ("audit", "device"): "test_audit_dtype_and_device",
+    ("audit", "revision"): "test_cli_conventions.py::test_audit_revisions_apply_to_hub_ids_only",
+    ("audit", "adapter_revision"): "test_cli_conventions.py::test_audit_revisions_apply_to_hub_ids_only",
     ("pareto", "results_dir"): "test_pareto_formats",
     ("pareto", "all"): "test_pareto_formats",
     ("pareto", "format"): "test_pareto_formats",

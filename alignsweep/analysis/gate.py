@@ -27,6 +27,7 @@ from alignsweep.analysis.significance import TESTED_METRICS, pair_tests
 from alignsweep.analysis.views import open as open_views
 from alignsweep.errors import InputError
 from alignsweep.evaluators.benchmarks import METRIC_CATALOG
+from alignsweep.suggest import unknown_name
 
 
 def gate_metrics() -> tuple[str, ...]:
@@ -74,7 +75,7 @@ def parse_rules(text: str) -> list[Rule]:
                              "optionally @q<alpha> (e.g. safe_rate.overall<-0.05@q0.05)")
         metric = m.group(1).lower()
         if metric not in gate_metrics():
-            raise InputError(f"--fail-on {part.strip()!r}: unknown metric {metric!r} (known: {', '.join(gate_metrics())})")
+            raise InputError(f"--fail-on {part.strip()!r}: {unknown_name('metric', metric, gate_metrics())}")
         q = None if m.group(5) is None else float(m.group(5))
         if q is not None and not 0 < q <= 1:
             raise InputError(f"--fail-on {part.strip()!r}: @q must be in (0, 1], got {m.group(5)}")

@@ -14,14 +14,23 @@ import argparse
 import math
 import tempfile
 
+from alignsweep.cli.commands import examples
 from alignsweep.errors import InputError
+from alignsweep.suggest import did_you_mean
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="evaluate a base model and optionally an adapter, without training")
+    p = sub.add_parser("audit", help="evaluate a base model and optionally an adapter, without training", **examples(
+        "alignsweep audit --base tiny:llama --results results/audit --limit 8",
+        "alignsweep audit --base tiny:llama --adapter results/demo/tune/<trial>/checkpoint_000003 --results results/audit \\",
+        '    --fail-on "safe_rate.overall<-0.05,bias_ambig.overall>0.1"',
+        "alignsweep audit --base org/model --revision <commit> --judge llama_guard --judge-model org/guard --results out",
+    ))
     p.add_argument("--base", required=True, help="hub id, local path, or tiny:<family>")
     p.add_argument("--adapter", help="PEFT adapter to score on top of the base: a directory, a URI (s3://…, the "
                    "`checkpoint` column of a sweep on object storage) or a hub id")
+    p.add_argument("--revision", help="the base's hub branch, tag or commit (hub ids only)")
+    p.add_argument("--adapter-revision", help="the adapter's hub branch, tag or commit (hub ids only)")
     p.add_argument("--safety-data", default="bundled", help="hazard prompts: bundled, JSONL/CSV, AILuminate CSV, hf:<id>")
     p.add_argument("--fairness-data", default="bundled", help="BBQ: bundled, a release directory, or one <Category>.jsonl")
     p.add_argument("--over-refusal-data", default="bundled", help="look-alikes: bundled, XSTest CSV, or JSONL")
@@ -71,6 +80,9 @@ def _judge(args: argparse.Namespace) -> dict:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         where = f"--judge-arg {field}" if field else f"--judge {args.judge}"
+        if err["type"] == "extra_forbidden":
+            hint = did_you_mean(field, [f for f in JudgeSpec.model_fields if f not in ("name", "model")])
+            raise InputError(f"{where}: unknown field{f' ({hint})' if hint else ''}") from None
         raise InputError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
@@ -97,7 +109,9 @@ def _handle(args: argparse.Namespace) -> int:
         raise InputError("--fail-on needs --adapter: the gate checks an adapter's change vs its base")
     spec = _spec(args)
     with tempfile.TemporaryDirectory(prefix="alignsweep-audit-") as scratch:
-        adapter_ref = _resolve_adapter(args.adapter, scratch) if args.adapter else None
+        if args.adapter_revision is not None and not args.adapter:
+            raise InputError("--adapter-revision needs --adapter (a hub id)")
+        adapter_ref = _resolve_adapter(args.adapter, scratch, args.adapter_revision) if args.adapter else None
         return _audit(args, spec, adapter_ref)
 
 
@@ -115,7 +129,7 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
     judge, judge_name, over, over_name = local_judges(spec)
     evaluator = Evaluator(spec, args.base, judge=judge, judge_name=judge_name,
                           over_refusal_judge=over, over_refusal_judge_name=over_name,
-                          options=LoadOptions(dtype=args.dtype), device=choose_device(args.device))
+                          options=LoadOptions(dtype=args.dtype, revision=args.revision), device=choose_device(args.device))
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
     flats = []
@@ -151,19 +165,23 @@ def _categories(evaluator) -> dict[str, set[str]]:
             for b in evaluator.benchmarks for m in b.metrics if m.gate}
 
 
-def _resolve_adapter(ref: str, scratch: str) -> str:
+def _resolve_adapter(ref: str, scratch: str, revision: str | None = None) -> str:
     """A local adapter directory as given; a URI (a sweep's `checkpoint` on object storage) copied into
-    `scratch`; anything else is a hub id, downloaded (cached) by huggingface_hub."""
+    `scratch`; anything else is a hub id, downloaded (cached) by huggingface_hub at `revision` (only a
+    hub id has revisions: one given with a directory or a URI is bad input, not silently ignored)."""
     from pathlib import Path
 
-    if Path(ref).expanduser().exists() or ref.startswith((".", "/", "~")):
+    local = Path(ref).expanduser().exists() or ref.startswith((".", "/", "~"))
+    if revision is not None and (local or "://" in ref):
+        raise InputError(f"--adapter-revision {revision!r}: pins a hub adapter; {ref!r} is read as it is")
+    if local:
         return str(Path(ref).expanduser())
     if "://" in ref:
         return _download_adapter(ref, scratch)
     try:
         from huggingface_hub import snapshot_download
 
-        return snapshot_download(repo_id=ref, allow_patterns=["adapter_config.json", "adapter_model.safetensors", "*.md"])
+        return snapshot_download(repo_id=ref, revision=revision, allow_patterns=["adapter_config.json", "adapter_model.safetensors", "*.md"])
     except Exception as exc:  # offline, unknown or private repo: one line, exit 2
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"adapter {ref!r}: not a local directory, and the hub download failed ({first})") from None
@@ -190,7 +208,7 @@ def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -
     from alignsweep.spec.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
 
     check_results_dir(args.results)
-    check_model(args.base)
+    check_model(args.base, revision=args.revision)
     if adapter_ref:
         check_adapter(adapter_ref, args.base)
     check_evaluation_data(spec, keys={"safety": "--safety-data", "fairness": "--fairness-data",

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-EXAMPLES = """examples:
-  alignsweep report results/demo                      # terminal tables, results/demo/report/report.html
-  alignsweep report results/demo --out /tmp/r         # the report somewhere else
-  alignsweep report results/demo --format md > pr.md  # a Markdown summary for a pull-request comment
-"""
+from alignsweep.cli.commands import examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="summarise a sweep: tables, plots and report.html",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("report", help="summarise a sweep: tables, plots and report.html", **examples(
+        "alignsweep report results/demo                      # terminal tables, results/demo/report/report.html",
+        "alignsweep report results/demo --out /tmp/r         # the report somewhere else",
+        "alignsweep report results/demo --format md > pr.md  # a Markdown summary for a pull-request comment",
+    ))
     p.add_argument("results_dir", metavar="DIR", help="the sweep directory, e.g. results/demo")
     p.add_argument("--out", help="where report.html (or report.md) and the plots go (default: DIR/report)")
     p.add_argument("--format", choices=("html", "md"), default="html",
