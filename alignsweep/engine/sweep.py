@@ -152,6 +152,11 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         from alignsweep.engine.progress import summary_table
 
         console.print(summary_table(rows, spec.scheduler.metric, spec.scheduler.mode))
+        if spec.tracking is not None:
+            from alignsweep.engine.tracking_runs import describe_runs
+
+            for line in describe_runs(spec.tracking, spec.name, sweep_dir, len(plans)):
+                console.print(line)
     return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
 
 

@@ -41,7 +41,7 @@ def trial_params(plan: dict[str, Any]) -> dict[str, Any]:
     params["batch_size"] = plan.get("training", {}).get("batch_size")
     for key, value in sorted(plan["hyperparameters"].items()):
         params[f"{plan['method']}.{key}" if key in params else key] = value
-    return params
+    return {k: v for k, v in params.items() if v is not None}  # an unset option is no parameter
 
 
 def tracked_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -111,7 +111,10 @@ class WandbTrials(WandbLoggerCallback):
 
     def __init__(self, tracking: TrackingSpec, sweep: str, sweep_dir: str) -> None:
         settings = wandb_settings(tracking, sweep, sweep_dir)
-        super().__init__(project=settings.pop("project"), group=sweep, **settings)
+        # silent: each trial's actor would print W&B's run banner and summary into the live panel;
+        # the driver prints one line about where the runs went instead (`tracking_runs.describe_runs`).
+        super().__init__(project=settings.pop("project"), group=sweep, settings={"silent": True, "console": "off"},
+                         **settings)
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         # Tune asks for an API key unless the *environment* says offline; the spec's mode counts too

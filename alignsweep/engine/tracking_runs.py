@@ -9,11 +9,12 @@ optional extras, checked by `spec.tracking.check_tracking` before anything here 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from alignsweep.spec.tracking import TrackingSpec, mlflow_uri
+from alignsweep.spec.tracking import TrackingSpec, mlflow_uri, wandb_mode
 
 SWEEP_TAG, ROLE_TAG, TRIAL_TAG = "alignsweep.sweep", "alignsweep.role", "alignsweep.trial"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a run under its parent
@@ -64,16 +65,17 @@ def wandb_settings(tracking: TrackingSpec, sweep: str, sweep_dir: str | None) ->
     return {k: v for k, v in chosen.items() if v is not None}
 
 
-def log_report(tracking: TrackingSpec, sweep: str, sweep_dir: str, html: Path, plots: list[Path]) -> list[str]:
-    """report.html and its PNGs as artifacts: of the sweep's MLflow run, and of a W&B `report` run
-    grouped with the sweep's trials. Returns one line per tracker saying where they went."""
+def log_report(tracking: TrackingSpec, sweep: str, sweep_dir: str, files: list[Path]) -> list[str]:
+    """The report's files (report.html and its PNGs, or report.md) as artifacts: of the sweep's MLflow
+    run, and of a W&B `report` run grouped with the sweep's trials, whose media panel also shows the
+    HTML and the plots. Returns one line per tracker saying where they went."""
     said = []
     if tracking.mlflow is not None:
         client, experiment_id = mlflow_experiment(tracking, sweep)
         run_id = sweep_run(client, experiment_id, sweep)
-        for path in [html, *plots]:
+        for path in files:
             client.log_artifact(run_id, str(path), artifact_path="report")
-        said.append(f"MLflow: {1 + len(plots)} report files on run {sweep!r} ({run_id}) of experiment "
+        said.append(f"MLflow: {len(files)} report files on run {sweep!r} ({run_id}) of experiment "
                     f"{tracking.experiment(sweep)!r}")
     if tracking.wandb is not None:
         import wandb
@@ -81,9 +83,12 @@ def log_report(tracking: TrackingSpec, sweep: str, sweep_dir: str, html: Path, p
         run = wandb.init(**wandb_settings(tracking, sweep, sweep_dir), group=sweep, name=f"{sweep}-report",
                          job_type="report", config={"sweep": sweep})
         try:
-            run.log({"report": wandb.Html(html.read_text()), **{p.stem: wandb.Image(str(p)) for p in plots}})
+            media = {p.stem: wandb.Html(p.read_text()) if p.suffix == ".html" else wandb.Image(str(p))
+                     for p in files if p.suffix in (".html", ".png")}
+            if media:
+                run.log(media)
             artifact = wandb.Artifact(f"{sweep}-report", type="report")
-            for path in [html, *plots]:
+            for path in files:
                 artifact.add_file(str(path))
             run.log_artifact(artifact)
         finally:
@@ -95,9 +100,10 @@ def log_report(tracking: TrackingSpec, sweep: str, sweep_dir: str, html: Path, p
 def log_audit(tracking: TrackingSpec, experiment: str, files: list[Path], summary: dict[str, Any]) -> list[str]:
     """An audit's summaries (audit.json, audit.md) as artifacts of one new run per tracker, with the
     verdict and each overall change as metrics (`change/<metric>`), so audits compare in the UI."""
-    name = f"audit {summary['adapter']}"
+    name = f"audit {Path(str(summary['adapter'])).name or summary['adapter']}"
     metrics = {"passed": float(summary["passed"]),
-               **{f"change/{r['metric']}": r["change"] for r in summary["overall"] if r.get("change") is not None}}
+               **{f"change/{r['metric']}": float(r["change"]) for r in summary["overall"]
+                  if isinstance(r.get("change"), (int, float)) and math.isfinite(r["change"])}}
     params = {"base": summary["base"], "adapter": summary["adapter"]}
     said = []
     if tracking.mlflow is not None:
@@ -124,4 +130,20 @@ def log_audit(tracking: TrackingSpec, experiment: str, files: list[Path], summar
         finally:
             run.finish()
         said.append(f"W&B: audit run {run.id} in project {tracking.project(experiment)!r}")
+    return said
+
+
+def describe_runs(tracking: TrackingSpec, sweep: str, sweep_dir: str, trials: int) -> list[str]:
+    """What the driver prints after a sweep: where its tracker runs are (trial runs log silently)."""
+    said = []
+    if tracking.mlflow is not None:
+        said.append(f"MLflow: {trials} trial runs under run {sweep!r} in experiment {tracking.experiment(sweep)!r} "
+                    f"at {mlflow_uri(tracking) or 'the default store'}")
+    if tracking.wandb is not None:
+        mode = wandb_mode(tracking)
+        where = wandb_dir(tracking, sweep_dir)
+        line = f"W&B: {trials} trial runs in group {sweep!r} of project {tracking.project(sweep)!r} ({mode})"
+        if mode == "offline" and where:
+            line += f"; upload with `wandb sync {where}/wandb/offline-run-*`"
+        said.append(line)
     return said
