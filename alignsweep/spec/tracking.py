@@ -81,7 +81,14 @@ def mlflow_uri(tracking: TrackingSpec) -> str | None:
 
 def missing_clients(tracking: TrackingSpec) -> list[str]:
     """The spec's trackers whose client is not importable here (found without importing it)."""
-    return [name for name in tracking.trackers() if importlib.util.find_spec(CLIENTS[name][0]) is None]
+    return [name for name in tracking.trackers() if not _installed(CLIENTS[name][0])]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # `sys.modules[module] = None`: Python's own way of marking a module unimportable
+        return False
 
 
 def check_tracking(tracking: TrackingSpec | None, where: str = "tracking") -> None:
@@ -91,8 +98,8 @@ def check_tracking(tracking: TrackingSpec | None, where: str = "tracking") -> No
     if tracking is None:
         return
     for name in missing_clients(tracking):
-        module, extra = CLIENTS[name]
-        raise InputError(f"{where}.{name}: {module} is not installed: pip install '{extra}'")
+        extra = CLIENTS[name][1]
+        raise InputError(f"{where}.{name}: {name} is not installed: pip install '{extra}'")
     if tracking.mlflow is not None:
         _probe_mlflow(mlflow_uri(tracking), f"{where}.mlflow.tracking_uri")
     if tracking.wandb is not None and wandb_mode(tracking) == "online":

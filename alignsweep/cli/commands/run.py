@@ -129,6 +129,6 @@ def _dry_run(spec: Any, results: str | None) -> int:
         print_evaluation_plan(console, eval_spec, len(spec.models))
     from alignsweep.spec.tracking import describe_tracking
 
-    console.print(describe_tracking(spec.tracking, spec.name))
+    console.print(describe_tracking(spec.tracking, spec.name), markup=False)  # `alignsweep[mlflow]` is no style
     console.print(f"results would go to: {sweep_dir_for(spec, results)}")
     return 0
