@@ -226,3 +226,6 @@ def test_sweep_tracks_one_run_per_trial_in_mlflow_and_wandb(ray_local: None, cli
     assert sorted(Path(p).name for p in logged) == written and "report.html" in written
     assert len(offline_runs(stores["wandb"])) == len(trials) + 1  # the report's own run
     assert f"MLflow: {len(written)} report files on run 'tracked'" in run.out
+    md = cli("report", outcome.sweep_dir, "--format", "md")  # the Markdown summary: stdout stays pure Markdown
+    assert md.code == 0 and "MLflow: 1 report files" in md.err and "MLflow:" not in md.out
+    assert "report/report.md" in [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
