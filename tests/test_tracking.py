@@ -143,6 +143,29 @@ def test_params_are_the_flat_hyperparameters_and_metrics_the_overall_headline() 
                                        "over_refusal_rate": 0.0}
 
 
+def test_a_resumed_driver_continues_each_trial_run_in_mlflow(stores: dict[str, Path]) -> None:
+    """A resumed sweep is a new driver with new Trial objects: the trial's run is found again by its tag."""
+    from ray.tune.experiment import Trial
+
+    from alignsweep.engine.tracking import MLflowTrials
+
+    spec = validate_spec(spec_doc("resumed", tracking_section(stores)))
+    plan = expand_trials(spec)[0].to_config()
+    run_ids = []
+    for step in (2, 4):  # the first driver reports step 2 and dies; the resumed one reports step 4
+        callback = MLflowTrials(spec.tracking, spec.name, "name: resumed")
+        callback.setup()
+        trial = Trial("peft_trial", config={"plan": plan}, stub=True)
+        callback.log_trial_start(trial)
+        callback.log_trial_result(1, trial, {"loss": 1.0 / step, "safe_rate": 0.5, "step": step})
+        run_ids.append(callback._trial_runs[trial])
+    callback.log_trial_end(trial)
+    client, runs = mlflow_runs(stores["mlflow"], "alignment")
+    assert len(set(run_ids)) == 1 and len(runs) == 2  # the trial's run and the sweep's, each once
+    assert [(m.step, m.value) for m in client.get_metric_history(run_ids[0], "loss")] == [(2, 0.5), (4, 0.25)]
+    assert client.get_run(run_ids[0]).info.status == "FINISHED"
+
+
 def test_audit_logs_its_summary_to_mlflow_and_wandb(cli, audit_data: dict, untrained_lora: str, stores: dict[str, Path],
                                                      tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "tracking.yaml", {"tracking": tracking_section(stores)})

@@ -16,14 +16,15 @@ Why subclasses rather than Tune's callbacks as they are: those log the nested co
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback
 
-from alignsweep.engine.tracking_runs import (ROLE_TAG, PARENT_TAG, SWEEP_TAG, TRIAL_TAG, find_run, mlflow_experiment,
-                                             sweep_run, wandb_settings)
+from alignsweep.engine.tracking_runs import (ROLE_TAG, PARENT_TAG, SWEEP_TAG, TRIAL_TAG, find_run, mlflow_client,
+                                             mlflow_experiment, sweep_run, wandb_settings)
 from alignsweep.evaluators.evaluate import headline_metrics
 from alignsweep.evaluators.screen import SCREEN_PREFIX
 from alignsweep.spec.tracking import TrackingSpec, mlflow_uri
@@ -93,13 +94,16 @@ class MLflowTrials(MLflowLoggerCallback):
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         if trial not in self._trial_runs:
             self.log_trial_start(trial)
-        self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=tracked_metrics(result),
-                                     step=_step(iteration, result))
+        # One batch per result (Tune's util sends one request per metric, each after a run-exists check).
+        from mlflow.entities import Metric
+
+        client = mlflow_client(self.tracking)
+        now, step = int(time.time() * 1000), _step(iteration, result)
+        client.log_batch(self._trial_runs[trial], metrics=[Metric(k, v, now, step) for k, v in tracked_metrics(result).items()])
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         if self.parent is not None:
-            client, _ = mlflow_experiment(self.tracking, self.sweep)
-            client.set_terminated(self.parent, status="FINISHED")
+            mlflow_client(self.tracking).set_terminated(self.parent, status="FINISHED")
 
 
 class WandbTrials(WandbLoggerCallback):

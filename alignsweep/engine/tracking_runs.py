@@ -20,11 +20,15 @@ SWEEP_TAG, ROLE_TAG, TRIAL_TAG = "alignsweep.sweep", "alignsweep.role", "alignsw
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a run under its parent
 
 
-def mlflow_experiment(tracking: TrackingSpec, sweep: str) -> tuple[Any, str]:
-    """(MlflowClient, experiment id) for the spec's experiment, created when it does not exist yet."""
+def mlflow_client(tracking: TrackingSpec) -> Any:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=mlflow_uri(tracking))
+    return MlflowClient(tracking_uri=mlflow_uri(tracking))
+
+
+def mlflow_experiment(tracking: TrackingSpec, sweep: str) -> tuple[Any, str]:
+    """(MlflowClient, experiment id) for the spec's experiment, created when it does not exist yet."""
+    client = mlflow_client(tracking)
     name = tracking.experiment(sweep)
     found = client.get_experiment_by_name(name)
     return client, found.experiment_id if found is not None else client.create_experiment(name)
