@@ -85,10 +85,11 @@ def test_tracking_section_is_validated_like_the_rest_of_the_spec(cli, stores: di
     # bare `mlflow:` is MLflow with its defaults: the experiment is the sweep's name
     assert validate_spec(spec_doc("trk", {"mlflow": None})).tracking.experiment("trk") == "trk"
     for override, message in (
-        ("tracking.mlflow.uri=x", "tracking.mlflow.uri: Extra inputs are not permitted"),
+        ("tracking.mlflow.uri=x", "tracking.mlflow.uri: unknown field (fields here: tracking_uri, experiment)"),
+        ("tracking.mlfow={}", "tracking.mlfow: unknown field (did you mean 'mlflow'?)"),
         ("tracking.wandb.mode=cloud", "tracking.wandb.mode: Input should be 'online', 'offline' or 'disabled'"),
         ("tracking={}", "tracking: name a tracker: mlflow and/or wandb"),
-        ("tracking.neptune={}", "tracking.neptune: Extra inputs are not permitted"),
+        ("tracking.neptune={}", "tracking.neptune: unknown field (fields here: mlflow, wandb)"),
     ):
         one_line_error(cli("run", spec, "--dry-run", override), message)
     doc = spec_doc("trk", {"mlflow": {"experiment": ""}})
