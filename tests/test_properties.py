@@ -30,7 +30,8 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(min_size=1, max_size=10), inner, max_size=4), max_leaves=12)
 field_names = st.sampled_from(["name", "seed", "models", "methods", "training", "scheduler", "resources", "failure",
-                               "evaluation", "results", "lora", "r", "max_steps", "learning_rates", "batch_size"])
+                               "evaluation", "results", "lora", "r", "max_steps", "learning_rates", "batch_size",
+                               "tracking", "mlflow", "wandb"])
 
 
 def _known_crash(doc: Any) -> bool:
@@ -94,6 +95,10 @@ WRONG = {
     ("failure", "max_retries"): [-1],
     ("evaluation",): [5, [1]],
     ("evaluation", "safety", "limit"): [0, float("nan")],
+    ("tracking",): [5, {}, [1], "mlflow", {"neptune": {}}],
+    ("tracking", "mlflow"): [5, "x", {"uri": "y"}],
+    ("tracking", "mlflow", "experiment"): ["", 5, [1]],
+    ("tracking", "wandb", "mode"): ["cloud", True],
 }
 mutations = st.sampled_from([(path, value) for path, bad in WRONG.items() for value in bad])
 _FIELDS = {(): set(SweepSpec.model_fields), ("training",): set(TrainingSpec.model_fields),

@@ -19,6 +19,7 @@ import yaml
 
 from alignsweep.spec.config import SweepSpec, validate_spec
 from alignsweep.spec.plan import expand_trials
+from alignsweep.spec.tracking import check_tracking
 from alignsweep.scheduling.registry import build_scheduler
 from alignsweep.errors import InputError
 from alignsweep.store import fs as store_fs
@@ -109,6 +110,7 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     # which cost the demo's driver 34 CPU-s of 2 cores and 0.25 s between consecutive trials.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see _build_tuner's callbacks
+    check_tracking(spec.tracking)  # a tracker whose client is missing: one line before Ray starts
     # Ray starts on a thread while the checks below run (slots would idle through both otherwise);
     # a failed check still raises before anything is written, and leaving the block shuts Ray down.
     with ray_starting(address, num_cpus=num_cpus) as ray_ready:
@@ -150,6 +152,11 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         from alignsweep.engine.progress import summary_table
 
         console.print(summary_table(rows, spec.scheduler.metric, spec.scheduler.mode))
+        if spec.tracking is not None:
+            from alignsweep.engine.tracking_runs import describe_runs
+
+            for line in describe_runs(spec.tracking, spec.name, sweep_dir, len(plans)):
+                console.print(line)
     return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
 
 
@@ -214,6 +221,10 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
                  SchedulerStateCallback(scheduler)]
     if final:  # a stopped trial's last checkpoint gets the full evaluation its last screen was not
         callbacks.append(FinalEvaluationCallback(sweep_dir))
+    if spec.tracking is not None:  # MLflow / W&B: one run per trial (engine/tracking.py)
+        from alignsweep.engine.tracking import tracking_callbacks
+
+        callbacks += tracking_callbacks(spec.tracking, spec.name, sweep_dir, spec_yaml(spec))
     if console is not None:
         callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
     if resumable:

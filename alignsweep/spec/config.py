@@ -22,6 +22,7 @@ from alignsweep.options import Strict
 from alignsweep.spec.fields import unknown_field
 from alignsweep.spec.overrides import apply_override
 from alignsweep.suggest import did_you_mean
+from alignsweep.spec.tracking import TrackingSpec
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -185,6 +186,7 @@ class SweepSpec(Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     failure: FailureSpec = Field(default_factory=FailureSpec)
     evaluation: dict[str, Any] | None = None
+    tracking: TrackingSpec | None = None  # MLflow / W&B runs per trial (spec/tracking.py)
     results: str = "results"
 
     @field_validator("name")

@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    'A rule ending in @q<alpha> (safe_rate.overall<-0.05@q0.05) fails only when the change is also '
                    'significant: its paired test has a Benjamini-Hochberg q <= alpha')
     p.add_argument("--summary-dir", help="where audit.md and audit.json go (default: --results)")
+    p.add_argument("--tracking", metavar="YAML", help="log audit.json / audit.md and the changes to the MLflow / W&B "
+                   "named in this file's `tracking:` section (a sweep spec works; needs --adapter)")
     p.set_defaults(handler=_handle)
 
 
@@ -108,14 +110,44 @@ def _handle(args: argparse.Namespace) -> int:
     if args.fail_on is not None and not args.adapter:
         raise InputError("--fail-on needs --adapter: the gate checks an adapter's change vs its base")
     spec = _spec(args)
+    tracking = _tracking(args.tracking, bool(args.adapter)) if args.tracking else None
     with tempfile.TemporaryDirectory(prefix="alignsweep-audit-") as scratch:
         if args.adapter_revision is not None and not args.adapter:
             raise InputError("--adapter-revision needs --adapter (a hub id)")
         adapter_ref = _resolve_adapter(args.adapter, scratch, args.adapter_revision) if args.adapter else None
-        return _audit(args, spec, adapter_ref)
+        return _audit(args, spec, adapter_ref, tracking)
 
 
-def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
+def _tracking(path: str, adapter: bool) -> tuple:
+    """(TrackingSpec, experiment name) from a YAML file's `tracking:` section, clients checked; the
+    experiment (W&B project) defaults to the file's `name` (a sweep spec's), else `alignsweep-audit`."""
+    import yaml
+    from pydantic import ValidationError
+
+    from alignsweep.spec.tracking import TrackingSpec, check_tracking
+
+    if not adapter:
+        raise InputError("--tracking needs --adapter: what it logs is the adapter's audit summary")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"--tracking {path}: cannot read it as YAML ({first})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("tracking"), dict):
+        raise InputError(f"--tracking {path}: no `tracking:` section (mlflow: … and/or wandb: …)")
+    try:
+        tracking = TrackingSpec.model_validate(raw["tracking"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in ("tracking", *err["loc"]))
+        raise InputError(f"--tracking {path}: {field}: {err['msg'].removeprefix('Value error, ')}") from None
+    check_tracking(tracking, where=f"--tracking {path}: tracking")
+    name = raw.get("name")
+    return tracking, name if isinstance(name, str) and name else "alignsweep-audit"
+
+
+def _audit(args: argparse.Namespace, spec, adapter_ref: str | None, tracking: tuple | None = None) -> int:
     from alignsweep.analysis.gate import check_categories, check_store, parse_rules, write_summary
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
     from alignsweep.evaluators.payload import AdapterPayload
@@ -156,6 +188,13 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
     significant = [t for t in tests if t["q"] is not None and t["q"] <= 0.05 and t["regression"]]
     print(f"  paired tests: {len(significant)} of {len(tests)} significant regressions at q <= 0.05")
     print(f"audit summary: {md} {js}")
+    if tracking is not None:
+        from alignsweep.engine.tracking_runs import log_audit
+
+        summary = {"base": args.base, "adapter": args.adapter, "passed": not any(c.failed for c in checks),
+                   "overall": overall}
+        for line in log_audit(tracking[0], tracking[1], [js, md], summary):
+            print(line)
     return 1 if any(c.failed for c in checks) else 0
 
 

@@ -127,5 +127,8 @@ def _dry_run(spec: Any, results: str | None) -> int:
         from alignsweep.spec.eval_plan import print_evaluation_plan
 
         print_evaluation_plan(console, eval_spec, len(spec.models))
+    from alignsweep.spec.tracking import describe_tracking
+
+    console.print(describe_tracking(spec.tracking, spec.name), markup=False)  # `alignsweep[mlflow]` is no style
     console.print(f"results would go to: {sweep_dir_for(spec, results)}")
     return 0
