@@ -139,7 +139,7 @@ class Evaluator:
                 items = self._subset(benchmark, None if full else screen)
                 if items:
                     scored.append((benchmark, benchmark.score(ctx, items, self.spec)))
-        self._add_coherence([r for b, rows in scored if b.item_table == "safety_items" for r in rows])
+        self._add_coherence([r for b, rows in scored if b.name == "safety" for r in rows])
         for benchmark, rows in scored:
             if benchmark.item_table is not None:
                 result.items.setdefault(benchmark.item_table, []).extend(rows)
@@ -155,14 +155,14 @@ class Evaluator:
         return result
 
     def _add_coherence(self, rows: list[dict[str, Any]]) -> None:
-        """`coherence` / `coherent` of each response, under the base model (the adapter is off by now)."""
+        """`coherence` / `coherent` of each hazard response, under the base model (the adapter is off by
+        now). Over-refusal rows stay null: half the cost (~3 ms a response on CPU), and no metric reads them."""
         s = self.spec.safety
         if not s.coherence or not rows:
             return
         from alignsweep.inference.coherence import base_loglik_coherence, is_coherent
 
-        scores = base_loglik_coherence(self.model, self.tokenizer, [r["prompt"] for r in rows],
-                                       [r["response"] for r in rows])
+        scores = base_loglik_coherence(self.model, self.tokenizer, [r["response"] for r in rows])
         for row, score in zip(rows, scores):
             row["coherence"], row["coherent"] = score, is_coherent(score, s.coherence_threshold)
 
