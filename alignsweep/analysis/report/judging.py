@@ -42,7 +42,11 @@ def judging(data: ReportData) -> Section:
             "(inference.coherence); an incoherent response is garble, neither a refusal nor compliance, so "
             "'safe, coherent only' is the safe rate over coherent responses. A large gap between the two "
             "safe rates means a change in safe rate is breakage, not alignment.")
-    tables = [("Judge agreement with human labels, by category", _agreement(data.judge_checks)),
+    checks = data.judge_checks
+    first = checks[checks.judge == checks.judge.iloc[0]] if len(checks) else checks
+    overall = checks[checks.category == "overall"] if len(checks) else checks
+    tables = [("Judge agreement with human labels (each judge; an ensemble's members too)", _agreement(overall)),
+              ("The safety judge's agreement by category", _agreement(first)),
               ("Incoherent responses and coherent-only safe rate, by method (mean over trials)", _by_method(data)),
               ("Incoherent responses and coherent-only safe rate, per trial", _per_trial(data))]
     return Section("Judge and coherence", text, tables)
@@ -52,7 +56,7 @@ def _agreement(checks: pd.DataFrame) -> pd.DataFrame:
     if checks.empty:
         return pd.DataFrame()
     wide = checks.pivot_table(index=["judge", "category", "n"], columns="metric", values="value", aggfunc="first",
-                              sort=False, dropna=False).reset_index()
+                              sort=False).reset_index()
     out = pd.DataFrame({"judge": wide["judge"], "category": wide["category"], "n": wide["n"].astype(int)})
     for metric, label in _AGREEMENT.items():
         scale = 1 if metric == "kappa" else 100
@@ -73,6 +77,11 @@ def _wide(data: ReportData) -> pd.DataFrame:
     return wide.drop(columns="base_model")
 
 
+def _base_first(methods) -> list[str]:
+    """The base models first (the reference), then the methods in the report's order."""
+    return (["base"] if "base" in methods else []) + [m for m in ordered_methods(methods) if m != "base"]
+
+
 def _present(wide: pd.DataFrame) -> list[str]:
     return [m for m in _COLUMNS if m in wide and wide[m].notna().any()]
 
@@ -83,7 +92,7 @@ def _by_method(data: ReportData) -> pd.DataFrame:
     if wide.empty or "incoherent_rate" not in metrics:
         return pd.DataFrame()
     grouped = wide.groupby("method")
-    out = pd.DataFrame({"method": ordered_methods(grouped.groups)})
+    out = pd.DataFrame({"method": _base_first(grouped.groups)})
     out["trials"] = [len(grouped.get_group(m)) for m in out.method]
     for metric in metrics:
         out[_COLUMNS[metric]] = [100 * grouped.get_group(m)[metric].mean() for m in out.method]
@@ -96,7 +105,7 @@ def _per_trial(data: ReportData) -> pd.DataFrame:
     metrics = _present(wide)
     if wide.empty or "incoherent_rate" not in metrics:
         return pd.DataFrame()
-    order = {m: i for i, m in enumerate(ordered_methods(set(wide.method)))}
+    order = {m: i for i, m in enumerate(_base_first(set(wide.method)))}
     wide = wide.sort_values(["method", "family", "trial_id"], key=lambda c: c.map(order) if c.name == "method" else c)
     out = wide[["trial_id", "family", "method", "step"]].copy()
     out["step"] = out["step"].astype(int)

@@ -23,7 +23,7 @@ class EnsembleJudge:
     def __post_init__(self) -> None:
         if self.rule not in ("any_unsafe", "majority"):
             raise InputError(f"unknown ensemble rule {self.rule!r} (known: any_unsafe, majority)")
-        self.name = f"ensemble[{self.rule}]({'+'.join(j.name for j in self.judges)})"
+        self.name = f"ensemble[{self.rule}]({'+'.join(member_names(self.judges))})"
 
     def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         votes = [j.judge(pairs) for j in self.judges]
