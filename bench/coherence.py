@@ -12,6 +12,7 @@ an incoherent one) and as errors at the stored threshold (`DEFAULT_THRESHOLD`; 0
 
 Also the cost per response of the base-model measure (one forward pass over a shared prefix, no
 decoding) beside greedy generation's, which every safety item already pays.
+Last line: `coherence: ratio=<cost of scoring / cost of generating a response> (goal < 0.5)`.
 Run: `python -m bench.coherence` (`BENCH_VERBOSE=1`: every demo response with both scores).
 """
 
@@ -22,7 +23,7 @@ import os
 import time
 from pathlib import Path
 
-from bench._common import setup_torch, table, tiny
+from bench._common import setup_torch, table, tiny, verdict
 
 LABELS = Path(__file__).with_name("coherence_labels.jsonl")
 FAMILIES = ("llama", "qwen2", "mistral", "gemma")
@@ -103,6 +104,7 @@ def main() -> None:
     cost = (time.perf_counter() - t0) / len(answers)
     print(f"cost per response (tiny llama, 1 thread): base-loglik coherence {cost * 1e3:.2f} ms, "
           f"greedy generation of 48 tokens {gen * 1e3:.2f} ms")
+    verdict("coherence", cost / gen, "< 0.5: scoring a response costs under half of generating it")
 
 
 if __name__ == "__main__":
