@@ -134,3 +134,18 @@ def test_cli_judge_check_prints_agreement_and_stores_it(cli, tmp_path: Path) -> 
     model = cli("judge-check", "--judge", "llama_guard", "--judge-model", tmp_path / "no-such-guard", "--labels", other,
                 "--columns", "prompt=question,response=answer,label=verdict")
     assert model.code == 2 and "no-such-guard" in model.err and len(model.err.splitlines()) == 1
+
+
+def test_a_sweeps_labels_are_checked_before_it_runs(tmp_path: Path) -> None:
+    from alignsweep.evaluators.config import EvaluationSpec
+    from alignsweep.spec.preflight import check_evaluation_data
+
+    off = {"fairness": {"enabled": False}, "over_refusal": {"enabled": False}, "utility": {"enabled": False}}
+    missing = EvaluationSpec.model_validate({"safety": {"labels": str(tmp_path / "nope.csv")}, **off})
+    with pytest.raises(InputError, match=r"^evaluation\.safety\.labels: .*nope\.csv: no such file or directory"):
+        check_evaluation_data(missing)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "response": "r", "label": "maybe"}) + "\n")
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: label 'maybe'"):
+        check_evaluation_data(EvaluationSpec.model_validate({"safety": {"labels": str(bad)}, **off}))
+    check_evaluation_data(EvaluationSpec.model_validate({"safety": {"labels": None}, **off}))  # no check: fine
