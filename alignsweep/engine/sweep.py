@@ -70,8 +70,16 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
     if fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
         raise InputError(f"{sweep_dir}: exists and is not an alignsweep sweep directory; choose another --results")
     store_fs.write_atomic(fs, store_fs.join(path, SPEC_FILE), lambda out: out.write(text.encode()))
-    write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name)
+    write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name, extra=provenance(spec))
     return False
+
+
+def provenance(spec: SweepSpec) -> dict[str, Any]:
+    """What the manifest records of the inputs: each base model with the revision it was pinned to
+    (None: the hub's default branch, or a local/tiny model), and the training data likewise."""
+    t = spec.training
+    return {"models": [{"ref": m.ref, "revision": m.revision, "dtype": m.dtype} for m in spec.models],
+            "training_data": {"dataset": t.dataset, "split": t.dataset_split, "revision": t.dataset_revision}}
 
 
 def _same_spec(text: str, spec: SweepSpec) -> bool:

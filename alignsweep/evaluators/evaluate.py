@@ -95,7 +95,7 @@ class Evaluator:
         device = device or choose_device()
         self.device = describe(device)  # stored with every metric this evaluator computes
         self.model = load_with(path, options, device=device)
-        self.tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code)
+        self.tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code, revision=options.revision)
         self.judges = {"safety": (judge, judge_name),
                        "over_refusal": (over_refusal_judge or judge,
                                         over_refusal_judge_name if over_refusal_judge else judge_name)}

@@ -115,10 +115,13 @@ def check_weights(folder: Path, *, what: str, allow_unsafe_weights: bool = False
 # ---------------------------------------------------------------- models
 
 
-def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False) -> None:
-    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template."""
+def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False,
+                revision: str | None = None) -> None:
+    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template
+    (and no `revision`, which only a hub model has)."""
     from alignsweep.models.refs import resolve_model
 
+    check_revision(ref, revision)
     model = resolve_model(ref)
     if not model.is_local:
         return
@@ -130,6 +133,15 @@ def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weigh
     _require_causal_lm(ref, cfg)
     check_weights(folder, what="model", allow_unsafe_weights=allow_unsafe_weights)
     _require_chat_template(ref, model.path, trust_remote_code)
+
+
+def check_revision(ref: str, revision: str | None) -> None:
+    """Only a hub model has revisions: one given for a local directory or a `tiny:` model is bad input."""
+    from alignsweep.models.loading import revision_kwargs
+    from alignsweep.models.refs import resolve_model
+
+    if revision is not None:
+        revision_kwargs(resolve_model(ref).path, revision, ref=ref)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -245,11 +257,11 @@ def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool
 # ---------------------------------------------------------------- data
 
 
-def check_training_data(dataset: str, split: str, limit: int | None) -> None:
+def check_training_data(dataset: str, split: str, limit: int | None, revision: str | None = None) -> None:
     """Every training row (up to `limit`) parses into a conversation; errors name file:line."""
     from alignsweep.trainables.data import load_conversations
 
-    load_conversations(dataset, split=split, limit=limit)
+    load_conversations(dataset, split=split, limit=limit, revision=revision)
 
 
 def data_keys(prefix: str = "evaluation") -> dict[str, str]:
@@ -301,9 +313,10 @@ def check_judge(judge: Any) -> None:
     if not judge.model:
         return
     if judge.name == "hf_classifier":
+        check_revision(judge.model, judge.revision)
         check_classifier(judge.model, judge.label_map or {})
     else:
-        check_model(judge.model)
+        check_model(judge.model, revision=judge.revision)
 
 
 def check_classifier(ref: str, label_map: dict[str, str]) -> None:
@@ -344,8 +357,9 @@ def check_sweep_inputs(spec: Any, sweep_dir: str) -> None:
     check_results_dir(sweep_dir)
     for model in spec.models:
         check_model(model.ref, trust_remote_code=model.trust_remote_code,
-                    allow_unsafe_weights=model.allow_unsafe_weights)
-    check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples)
+                    allow_unsafe_weights=model.allow_unsafe_weights, revision=model.revision)
+    check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples,
+                        spec.training.dataset_revision)
     eval_spec = spec.evaluation_spec()
     if eval_spec is not None:
         check_evaluation_data(eval_spec)

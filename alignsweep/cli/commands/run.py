@@ -1,7 +1,8 @@
 """`alignsweep run SWEEP.yaml` and `alignsweep resume SWEEP_DIR`.
 
 Everything about the spec is checked before Ray starts (exit 2 on bad input); `--dry-run` stops right
-there, after printing what the sweep would run and what it would ask of the cluster.
+there, after printing what the sweep would run and what it would ask of the cluster. Options and
+`key=value` overrides may come in any order around the spec file.
 """
 
 from __future__ import annotations
@@ -9,13 +10,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from alignsweep.cli.commands import examples
 from alignsweep.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a sweep (resumes it when its directory already holds one)")
+    p = sub.add_parser("run", help="run a sweep (resumes it when its directory already holds one)", **examples(
+        "alignsweep run sweeps/demo.yaml --dry-run training.max_steps=60     # count trials, start nothing",
+        "alignsweep run sweeps/demo.yaml models.0.dtype=bfloat16 'training.learning_rates=[1e-3,3e-3]'",
+        "alignsweep run sweeps/paper.yaml --address auto --results s3://bucket/sweeps",
+    ))
     p.add_argument("spec", help="sweep YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override spec fields, e.g. training.batch_size=4")
     p.add_argument("--results", help="results root (default: the spec's `results`)")
@@ -24,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and expand; start nothing")
     p.set_defaults(handler=_run)
 
-    r = sub.add_parser("resume", help="finish an interrupted sweep: nothing redone, nothing lost")
+    r = sub.add_parser("resume", help="finish an interrupted sweep: nothing redone, nothing lost", **examples(
+        "alignsweep resume results/demo",
+        "alignsweep resume results/demo --num-cpus 2",
+    ))
     r.add_argument("sweep_dir", help="the sweep's results directory, e.g. results/demo")
     r.add_argument("--address", help="Ray cluster address; default: a local instance")
     r.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
@@ -34,13 +44,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from alignsweep.spec.config import load_spec
 
-    for item in args.overrides:
-        if "=" not in item:
-            raise InputError(f"unexpected argument {item!r}: overrides are key=value")
-    spec = load_spec(args.spec, args.overrides)
+    spec_file, overrides = split_spec_and_overrides([args.spec, *args.overrides])
+    spec = load_spec(spec_file, overrides)
     if args.dry_run:
         return _dry_run(spec, args.results)
     return _execute(spec, args.results, args.address, args.num_cpus)
+
+
+def split_spec_and_overrides(tokens: list[str]) -> tuple[str, list[str]]:
+    """The sweep file and the `key=value` overrides, in whatever order they were given.
+
+    The file is the one token without `=`; a file whose name has an `=` in it (`runs/lr=1e-3.yaml`)
+    is recognised because it exists. Anything else left without `=` is bad input.
+    """
+    plain = [t for t in tokens if "=" not in t]
+    existing = [t for t in tokens if "=" in t and _is_file(t)]
+    spec = plain[0] if plain else existing[0] if len(existing) == 1 else tokens[0]
+    rest = list(tokens)
+    rest.remove(spec)
+    for item in rest:
+        if "=" not in item:
+            raise InputError(f"unexpected argument {item!r}: overrides are key=value")
+    return spec, rest
+
+
+def _is_file(token: str) -> bool:
+    try:
+        return Path(token).is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte: not a file
+        return False
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -79,7 +111,8 @@ def _dry_run(spec: Any, results: str | None) -> int:
     table.add_column("total", justify="right")
     for model in spec.models:
         row = [counts.get((model.ref, m), 0) for m in methods]
-        table.add_row(model.ref, *map(str, row), str(sum(row)))
+        label = f"{model.ref}@{model.revision}" if model.revision else model.ref
+        table.add_row(label, *map(str, row), str(sum(row)))
     console = Console(emoji=False)
     console.print(table)
     res = spec.resources

@@ -60,16 +60,17 @@ class JudgeSpec(Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
+    revision: str | None = None  # a hub judge model's branch, tag or commit
 
     def load_options(self) -> LoadOptions:
         return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
-                           allow_unsafe_weights=self.allow_unsafe_weights)
+                           allow_unsafe_weights=self.allow_unsafe_weights, revision=self.revision)
 
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in JUDGES:
-            raise ValueError(f"unknown judge {value!r} (known: {', '.join(JUDGES.names())})")
+            raise ValueError(JUDGES.unknown(value))
         return value
 
     @model_validator(mode="after")
