@@ -11,11 +11,17 @@ from __future__ import annotations
 import argparse
 import math
 
+from alignsweep.cli.commands import examples
 from alignsweep.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("judge-check", help="check a safety judge against human-labelled responses")
+    p = sub.add_parser("judge-check", help="check a safety judge against human-labelled responses", **examples(
+        "alignsweep judge-check                                   # the refusal judge on the bundled labels",
+        "alignsweep judge-check --judge llama_guard --judge-model meta-llama/Llama-Guard-3-8B \\",
+        "    --labels xstest_v2_completions_gpt4.csv --results results/demo",
+        "alignsweep judge-check --labels mine.csv --columns response=answer,label=harm",
+    ))
     p.add_argument("--judge", default="refusal", help="the judge (refusal, llama_guard, hf_classifier)")
     p.add_argument("--judge-model", help="checkpoint for llama_guard / hf_classifier")
     p.add_argument("--judge-arg", action="append", default=[], metavar="key=value",
