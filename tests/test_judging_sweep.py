@@ -47,3 +47,9 @@ def test_sweep_stores_judge_check_votes_coherence_and_reports_them(ray_local: No
     assert "Judge and coherence" in html and "on 77 labelled responses (bundled)" in html
     assert "safe, coherent only %" in html and "incoherent %" in html and "judges disagree %" in html
     assert html.index("<h2>Overview") < html.index("<h2>Judge and coherence") < html.index("<h2>Change vs base")
+    from alignsweep.analysis.report.data import load
+    from alignsweep.analysis.report.markdown import markdown_summary
+
+    md = markdown_summary(load(outcome.sweep_dir))
+    assert "**Judge vs human labels**: ensemble[any_unsafe](refusal+refusal#2): κ " in md
+    assert "| method | trials | incoherent % | safe % | safe, coherent only % | judges disagree % |" in md

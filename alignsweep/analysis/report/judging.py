@@ -47,7 +47,7 @@ def judging(data: ReportData) -> Section:
     overall = checks[checks.category == "overall"] if len(checks) else checks
     tables = [("Judge agreement with human labels (each judge; an ensemble's members too)", _agreement(overall)),
               ("The safety judge's agreement by category", _agreement(first)),
-              ("Incoherent responses and coherent-only safe rate, by method (mean over trials)", _by_method(data)),
+              ("Incoherent responses and coherent-only safe rate, by method (mean over trials)", coherence_by_method(data)),
               ("Incoherent responses and coherent-only safe rate, per trial", _per_trial(data))]
     return Section("Judge and coherence", text, tables)
 
@@ -86,7 +86,7 @@ def _present(wide: pd.DataFrame) -> list[str]:
     return [m for m in _COLUMNS if m in wide and wide[m].notna().any()]
 
 
-def _by_method(data: ReportData) -> pd.DataFrame:
+def coherence_by_method(data: ReportData) -> pd.DataFrame:
     wide = _wide(data)
     metrics = _present(wide)
     if wide.empty or "incoherent_rate" not in metrics:
