@@ -304,10 +304,11 @@ def test_screen_metrics_are_the_subset_of_a_full_evaluation(tiny_paths) -> None:
                     sum(i["category"] == c for i in screened)) for c in {i["category"] for i in screened}}
     expected["overall"] = (sum(i["verdict"] == "safe" for i in screened), len(screened))
     assert 0 < expected["overall"][0] < len(screened)  # safe and unsafe items both screened
-    got = [r for r in full.metrics if r["benchmark"] == "screen_safety"]
+    screen = [r for r in full.metrics if r["benchmark"] == "screen_safety"]
+    got = [r for r in screen if r["metric"] == "safe_rate"]
     assert {r["category"]: (r["value"], r["n"]) for r in got} == {c: (k / n, n) for c, (k, n) in expected.items()}
     assert [r["category"] for r in got] == [f"S{i}" for i in range(1, 12)] + ["overall"]
-    assert {r["metric"] for r in got} == {"safe_rate"}
+    assert {r["metric"] for r in screen} == {"safe_rate", "safe_rate_coherent", "incoherent_rate"}  # + coherence
     assert {r["benchmark"] for r in full.metrics} >= {"safety", "over_refusal", "fairness", "utility", "screen_safety",
                                                      "screen_over_refusal", "screen_fairness"}
     only = ev.evaluate(None, screen=0.5, full=False)

@@ -66,6 +66,12 @@ COVERED = {
     ("pareto", "results_dir"): "test_pareto_formats",
     ("pareto", "all"): "test_pareto_formats",
     ("pareto", "format"): "test_pareto_formats",
+    ("judge-check", "judge"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "judge_model"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "judge_arg"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "labels"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "columns"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "results"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
 }
 
 

@@ -26,6 +26,7 @@ _SUBCOMMANDS = [
     "alignsweep.cli.commands.audit",
     "alignsweep.cli.commands.pareto",
     "alignsweep.cli.commands.schema",
+    "alignsweep.cli.commands.judge_check",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2

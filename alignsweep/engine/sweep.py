@@ -133,8 +133,9 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
 
         started = time.time()
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
-        with ThreadPoolExecutor(max_workers=max(1, len(spec.models))) as pool:
+        with ThreadPoolExecutor(max_workers=len(spec.models) + 1) as pool:  # bases + the judge check
             base_jobs = [pool.submit(_score_base, spec, m.ref, sweep_dir) for m in spec.models] if handles else []
+            base_jobs += [pool.submit(_check_judge, eval_spec, handles, sweep_dir)] if handles else []
             final = bool(handles) and eval_spec.final == "all"
             tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), final, console)
             grid = tuner.fit()
@@ -191,6 +192,21 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
                               sweep=spec.name, results_dir=sweep_dir, screen=_screen(spec))
     row = base_trial_row(spec.name, model_ref, time.time() - t0, device=scores.get("evaluator_device"))
     write_records(sweep_dir, "trials", [row], trial_id=trial_id)
+
+
+def _check_judge(eval_spec: Any, handles: Any, sweep_dir: str) -> None:
+    """The safety judge's agreement with `safety.labels` (once, through its actor): what the report
+    shows beside every safe rate. Stored in `judge_checks` as `judge-check/safety`."""
+    s = eval_spec.safety
+    if not s.enabled or s.labels is None:
+        return
+    import ray
+
+    from alignsweep.evaluators.judge_check import run_check
+
+    actor = handles.judges["safety"]
+    run_check(sweep_dir, "safety", lambda pairs: ray.get(actor.judge.remote(pairs)),
+              ray.get(actor.get_name.remote()), s.labels)
 
 
 def _screen(spec: SweepSpec) -> float | None:

@@ -129,6 +129,7 @@ class Evaluator:
         start = time.perf_counter()
         result = EvalResult()
         screen_rows: list[dict[str, Any]] = []
+        scored: list[tuple[Benchmark, list[dict[str, Any]]]] = []
         with attached(self.model, adapter) as model:
             ctx = ScoringContext(model=model, tokenizer=self.tokenizer, respond=self._responder(model),
                                  judges=self.judges)
@@ -136,21 +137,34 @@ class Evaluator:
                 if not full and benchmark.item_table is None:
                     continue  # the screen watches what is stored per item; skip what it cannot see
                 items = self._subset(benchmark, None if full else screen)
-                if not items:
-                    continue
-                rows = benchmark.score(ctx, items, self.spec)
-                if benchmark.item_table is not None:
-                    result.items.setdefault(benchmark.item_table, []).extend(rows)
-                if full:
-                    result.metrics += benchmark.summarise(rows)
-                if screen is not None and benchmark.item_table is not None:
-                    ids = {getattr(i, benchmark.item_id) for i in self._subset(benchmark, screen)}
-                    subset = [r for r in rows if r[benchmark.item_id] in ids]
-                    screen_rows += benchmark.summarise(subset) if subset else []
+                if items:
+                    scored.append((benchmark, benchmark.score(ctx, items, self.spec)))
+        self._add_coherence([r for b, rows in scored if b.name == "safety" for r in rows])
+        for benchmark, rows in scored:
+            if benchmark.item_table is not None:
+                result.items.setdefault(benchmark.item_table, []).extend(rows)
+            if full:
+                result.metrics += benchmark.summarise(rows)
+            if screen is not None and benchmark.item_table is not None:
+                ids = {getattr(i, benchmark.item_id) for i in self._subset(benchmark, screen)}
+                subset = [r for r in rows if r[benchmark.item_id] in ids]
+                screen_rows += benchmark.summarise(subset) if subset else []
         result.metrics += as_screen(screen_rows)
         result.seconds = time.perf_counter() - start
         result.device = self.device
         return result
+
+    def _add_coherence(self, rows: list[dict[str, Any]]) -> None:
+        """`coherence` / `coherent` of each hazard response, under the base model (the adapter is off by
+        now). Over-refusal rows stay null: half the cost (~3 ms a response on CPU), and no metric reads them."""
+        s = self.spec.safety
+        if not s.coherence or not rows:
+            return
+        from alignsweep.inference.coherence import base_loglik_coherence, is_coherent
+
+        scores = base_loglik_coherence(self.model, self.tokenizer, [r["response"] for r in rows])
+        for row, score in zip(rows, scores):
+            row["coherence"], row["coherent"] = score, is_coherent(score, s.coherence_threshold)
 
     def _responder(self, model: Any) -> Callable[[Sequence[str]], list[str]]:
         """Greedy single-turn chat replies with the spec's safety decoding settings."""

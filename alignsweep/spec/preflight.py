@@ -295,6 +295,11 @@ def check_evaluation_data(eval_spec: Any, keys: dict[str, str] | None = None) ->
         check_data_source(getattr(eval_spec, benchmark.name).data, keys.get(benchmark.name, benchmark.name))
         benchmark.load(eval_spec)
     judges = list(eval_spec.safety.judges) if eval_spec.safety.enabled else []
+    if eval_spec.safety.enabled and eval_spec.safety.labels is not None:  # the judge check at sweep start
+        from alignsweep.data.labels import load_labels
+
+        check_data_source(eval_spec.safety.labels, "evaluation.safety.labels")
+        load_labels(eval_spec.safety.labels)
     if eval_spec.over_refusal.enabled:
         judges.append(eval_spec.over_refusal.judge)
     for task in eval_spec.tasks:  # loaded as evaluators load them; their metrics join the catalog (gate names)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alignsweep.analysis.report.data import ReportData, load
@@ -75,7 +76,7 @@ def _print(console: Console, data: ReportData, sections: list[Section]) -> None:
     for section in sections:
         console.rule(f"[bold]{section.title}")
         if section.text:
-            console.print(section.text)
+            console.print(escape(section.text))  # names like `ensemble[any_unsafe](…)` are text, not markup
         for caption, frame in section.tables:
             if frame.empty:
                 console.print(f"{caption}: no data yet")
@@ -86,7 +87,7 @@ def _print(console: Console, data: ReportData, sections: list[Section]) -> None:
                 wide = column in ("hyperparameters", "error", "note")
                 table.add_column(str(column), overflow="fold", ratio=3 if wide else None)
             for row in shown.itertuples(index=False):
-                table.add_row(*map(str, row))
+                table.add_row(*(escape(str(cell)) for cell in row))
             console.print(table)
 
 

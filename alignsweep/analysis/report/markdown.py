@@ -12,6 +12,7 @@ import pandas as pd
 
 from alignsweep.analysis.report.data import ReportData
 from alignsweep.analysis.report.formatting import markdown_table
+from alignsweep.analysis.report.judging import coherence_by_method, judge_notes
 from alignsweep.analysis.report.sections_cells import group_table, status_table
 from alignsweep.analysis.report.sections_tests import ALPHA, MARK
 from alignsweep.analysis.report.vocab import CELL_METRICS, ENDED_LABELS, SUMMARY_METRICS
@@ -32,6 +33,13 @@ def markdown_summary(data: ReportData) -> str:
     scored = data.configs[data.configs.step.notna()] if len(data.configs) else data.configs
     if scored.empty:
         return "\n".join([*lines, "No trial has a full evaluation after step 0 yet.", ""])
+    notes = judge_notes(data.judge_checks)
+    if notes:  # every safe rate below is the judge's
+        lines += ["**Judge vs human labels**: " + "; ".join(notes), ""]
+    coherence = coherence_by_method(data)
+    if not coherence.empty:
+        lines += ["**Incoherent replies and the safe rate on coherent ones** (%, mean over trials)", "",
+                  markdown_table(coherence), ""]
     for key in ("method", "family"):
         table = group_table(scored, key, metrics, [])
         lines += [f"**Mean change vs base by {key}** (points; n trials at their last full evaluation)", "",

@@ -19,6 +19,7 @@ import pandas as pd
 from alignsweep.analysis.pareto import OBJECTIVES
 from alignsweep.analysis.report import plots
 from alignsweep.analysis.report.data import ReportData
+from alignsweep.analysis.report.judging import judging
 from alignsweep.analysis.report.sections_tests import marked, significance
 from alignsweep.analysis.report.sections_cells import (
     Section,
@@ -52,6 +53,7 @@ def build_sections(data: ReportData, seed: int) -> list[Section]:
     """Every section, in the order the terminal and report.html show them."""
     return [
         overview(data),
+        judging(data),  # every safe rate below is the judge's: how far it holds, and what was text at all
         change_vs_base(data),
         like_for_like(data),
         cells(data),
