@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alignsweep.cli.commands import examples
+from alignsweep.cli.progress import PROGRESS_CHOICES
 from alignsweep.errors import InputError
 
 
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _output_options(p: argparse.ArgumentParser) -> None:
     from alignsweep.logs import LOG_LEVELS
 
-    p.add_argument("--progress", choices=("auto", "live", "plain", "none"), default="auto",
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="how progress shows: a live panel, timestamped lines (one per event, flushed), or "
                    "nothing; auto: live on a terminal, plain otherwise (kubectl logs, CI, | tee)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info", type=str.lower,
@@ -102,9 +103,10 @@ def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int 
 
     from alignsweep.engine.sweep import run_sweep
 
-    tty = sys.stdout.isatty()
-    console = Console(width=None if tty else 160, emoji=False)
-    mode = ("live" if tty else "plain") if progress == "auto" else progress
+    from alignsweep.cli.progress import resolve_mode
+
+    console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+    mode = resolve_mode(progress)
     outcome = run_sweep(spec, results=results, address=address, num_cpus=num_cpus, console=console, progress=mode,
                         log_level=log_level)
     console.print(f"results: {outcome.sweep_dir}  ({outcome.trials} trials, {outcome.errors} failed)")
