@@ -158,7 +158,7 @@ def test_driver_log_on_object_storage_is_uploaded_and_appended(s3, tmp_path: Pat
 
 
 def test_audit_plain_progress_counts_items_per_benchmark(cli, tmp_path: Path) -> None:
-    run = cli("audit", "--base", "tiny:llama", "--limit", "1", "--results", tmp_path / "a")  # auto: plain, no terminal
+    run = cli("audit", "--base", "tiny:llama", "--limit", "1", "--results", tmp_path / "a", "--progress", "plain")
     assert run.code == 0, run.err
     lines = run.out.splitlines()
     summary = next(i for i, line in enumerate(lines) if line.startswith("audit:tiny:llama: "))
@@ -169,8 +169,44 @@ def test_audit_plain_progress_counts_items_per_benchmark(cli, tmp_path: Path) ->
         end = next(i for i, line in enumerate(lines)
                    if re.fullmatch(f"{STAMP} audit:tiny:llama {benchmark}: {n}/{n} items, done in [0-9.]+ s", line))
         assert start < end < summary
-    quiet = cli("audit", "--base", "tiny:llama", "--limit", "1", "--results", tmp_path / "b", "--progress", "none")
-    assert quiet.code == 0 and not re.search(f"{STAMP} audit:", quiet.out)
+
+    import io
+
+    from alignsweep.cli.progress import ItemsProgress
+
+    quiet, plain = io.StringIO(), io.StringIO()
+    for mode, stream in (("none", quiet), ("plain", plain)):
+        shown = ItemsProgress(mode, stream, every_s=0.0)
+        with shown.evaluating("audit:x"):
+            for scored in (0, 3, 2, 10):
+                shown("safety", scored, 10)
+    assert quiet.getvalue() == ""  # --progress none
+    assert [re.sub(STAMP, "T", line) for line in plain.getvalue().splitlines()] == [
+        "T audit:x safety: 0/10 items", "T audit:x safety: 3/10 items", "T audit:x safety: 2/10 items",
+        "T audit:x safety: 10/10 items, done in 0.0 s"]
+
+
+def test_inference_batches_report_their_progress_only_where_someone_listens(tiny_paths) -> None:
+    from alignsweep.inference.generation import generate_from_prompts
+    from alignsweep.inference.loglik import score_choices
+    from alignsweep.inference.progress_hook import reporting
+    from alignsweep.models.loading import load_model, load_tokenizer
+
+    path = str(tiny_paths["llama"])
+    model, tok = load_model(path), load_tokenizer(path)
+    requests = [(f"Question {i}: who?", choice) for i in range(5) for choice in (" A", " B", " unknown")]
+    requests.append(("Hi", " x"))  # a lone request: the reference path inside shared_prefix
+    for method in ("shared_prefix", "reference"):
+        calls: list[tuple[int, int]] = []
+        with reporting(lambda done, total: calls.append((done, total))):
+            scored = score_choices(model, tok, requests, batch_size=4, method=method)
+        assert len(calls) >= 2 and calls[-1] == (len(requests), len(requests)), (method, calls)
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+        assert scored == score_choices(model, tok, requests, batch_size=4, method=method)  # no listener: same scores
+    calls = []
+    with reporting(lambda done, total: calls.append((done, total))):
+        generate_from_prompts(model, tok, [f"Say {i}" for i in range(5)], max_new_tokens=2, batch_size=2)
+    assert calls == [(2, 5), (4, 5), (5, 5)]
 
 
 def test_auto_progress_is_live_on_a_terminal_and_plain_elsewhere() -> None:
