@@ -81,6 +81,25 @@ def test_event_lines_name_the_trial_its_step_scores_and_why_it_ended() -> None:
     assert p.end(62.0) == "sweep demo ended in 1 min: 1 finished, 0 stopped early, 1 failed"
 
 
+def test_live_panel_shows_each_running_trials_step_evaluations_and_the_eta() -> None:
+    import io
+
+    from rich.console import Console
+
+    from alignsweep.engine.progress import SweepDisplay
+
+    p = SweepProgress("demo", {"llama-lora-abb46f44": 200, "llama-ia3-abfe5545": 200}, now=time.time() - 20)
+    p.start("llama-lora-abb46f44", time.time() - 20, "tiny:llama")
+    p.start("llama-ia3-abfe5545", time.time() - 20, "tiny:llama")
+    p.result("llama-lora-abb46f44", {"step": 50, "total_steps": 200, "loss": 1.5, "safe_rate": 0.812}, time.time())
+    console = Console(file=io.StringIO(), width=100, record=True)
+    console.print(SweepDisplay(p, console, "live", "loss", "min").render())
+    text = console.export_text()
+    assert re.search(r"llama-lora-abb46f44\s+50/200\s+1\s+1\.5\s+81\.2%", text), text
+    assert re.search(r"llama-ia3-abfe5545\s+0/200\s+0", text), text
+    assert re.search(r"0/2 trials done, 2 running, 1 evaluations, steps 50/400, ETA ~\d+ s", text), text
+
+
 # ---------------------------------------------------------------- driver.log
 
 

@@ -66,6 +66,7 @@ class DriverLog:
         self.console = logging.StreamHandler(console) if console is not None else _Stderr()
         self.console.addFilter(_Threshold(self.level if console is not None else max(self.level, logging.WARNING),
                                           ours_only=True))
+        self.events = logging.getLogger(_OURS + ".sweep")
         self.file: logging.Handler | None = None
         self.local_path: str | None = None
         self.remote: tuple[object, str] | None = None

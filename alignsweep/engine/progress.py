@@ -27,7 +27,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from alignsweep.engine.progress_state import FAILED, FINISHED, RUNNING, SHOWN, STOPPED, SweepProgress, format_value
+from alignsweep.engine.progress_state import (FAILED, FINISHED, RUNNING, SHOWN_SHORT, STOPPED, SweepProgress,
+                                              format_value)
 from alignsweep.evaluators.benchmarks import METRIC_CATALOG
 
 SHOWN_METRICS = tuple(m.name for m in METRIC_CATALOG if m.summary)
@@ -81,13 +82,14 @@ class SweepDisplay:
             f"pending {c['pending']}  of {len(p.trials)}",
         )
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
-        for col in ("trial", "step", "evals", "loss", *(label for _, label in SHOWN)):
-            table.add_column(col, justify="left" if col == "trial" else "right")
+        table.add_column("trial", no_wrap=True)
+        for col in ("step", "evals", "loss", *(short for _, short in SHOWN_SHORT)):
+            table.add_column(col, justify="right")
         running = [t for t in p.trials.values() if t.status == RUNNING]
         for t in running[:_PANEL_ROWS]:
             total = t.steps_total()
             table.add_row(t.name, f"{t.step}/{total if total is not None else '?'}", str(t.evaluations),
-                          _fmt(t.last.get("loss")), *(format_value(n, t.last.get(n)) for n, _ in SHOWN))
+                          _fmt(t.last.get("loss")), *(format_value(n, t.last.get(n)) for n, _ in SHOWN_SHORT))
         parts: list[Any] = [line, Text(p.status_text(now))]
         if running:
             parts.append(table)

@@ -20,6 +20,8 @@ from alignsweep.evaluators.benchmarks import METRIC_CATALOG
 
 #: Metrics an event line and the live panel show, in catalog order: (name, label).
 SHOWN = tuple((m.name, m.label) for m in METRIC_CATALOG if m.summary)
+#: The same metrics' narrow column headers (the live panel's).
+SHOWN_SHORT = tuple((m.name, m.short) for m in METRIC_CATALOG if m.summary)
 SCREEN = "screen_"
 RUNNING, FINISHED, STOPPED, FAILED, PENDING = "running", "finished", "stopped early", "failed", "pending"
 ENDED = (FINISHED, STOPPED, FAILED)

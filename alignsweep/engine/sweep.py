@@ -103,7 +103,16 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
 
     plain = console is not None and progress == "plain"
     with DriverLog(log_level, console=console.file if plain else None) as log:
-        return _run_sweep(spec, results, address, num_cpus, console, progress, log)
+        try:
+            return _run_sweep(spec, results, address, num_cpus, console, progress, log)
+        except KeyboardInterrupt:
+            log.events.warning("sweep %s interrupted; `alignsweep resume` continues it", spec.name)
+            raise
+        except InputError:
+            raise
+        except Exception as exc:
+            log.events.error("sweep %s failed: %s: %s", spec.name, type(exc).__name__, (str(exc).splitlines() or [""])[0])
+            raise
 
 
 def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cpus: int | None, console: Any,
