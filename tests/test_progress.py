@@ -97,7 +97,7 @@ def test_live_panel_shows_each_running_trials_step_evaluations_and_the_eta() -> 
     text = console.export_text()
     assert re.search(r"llama-lora-abb46f44\s+50/200\s+1\s+1\.5\s+81\.2%", text), text
     assert re.search(r"llama-ia3-abfe5545\s+0/200\s+0", text), text
-    assert re.search(r"0/2 trials done, 2 running, 1 evaluations, steps 50/400, ETA ~\d+ s", text), text
+    assert "0/2 trials done, 2 running, 1 evaluations, steps 50/400, ETA ~2 min" in text, text  # 350 left, 2.5/s
 
 
 # ---------------------------------------------------------------- driver.log
