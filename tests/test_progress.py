@@ -57,6 +57,14 @@ def test_eta_counts_this_sessions_steps_and_drops_a_stopped_trials_rest() -> Non
     assert p.steps() == (100, 250) and p.eta_seconds(10.0) == pytest.approx(15.0)  # b's 50 remaining steps dropped
     assert line.endswith("| 1/3 trials done, 2 running, 0 evaluations, steps 100/250, ETA ~15 s")
 
+    after = SweepProgress("s", {"done": 100, "cut": 100, "left": 100}, now=0.0)  # a resume: two ended before it
+    after.ended_before("done", {"step": 100, "total_steps": 100})
+    after.ended_before("cut", {"step": 40, "total_steps": 100})
+    after.start("left", 0.0)
+    after.result("left", {"step": 10, "total_steps": 100}, 10.0)
+    assert after.counts()["finished"] == 1 and after.counts()["stopped early"] == 1
+    assert after.eta_seconds(10.0) == pytest.approx(90.0)  # 90 left at 1 step/s: earlier sessions' steps excluded
+
     resumed = SweepProgress("s", {"a": 100}, now=0.0)  # a driver that resumes a trial at step 60
     assert resumed.start("a", 0.0, "tiny:llama", {"step": 60, "total_steps": 100}) == "trial a resumed at step 60/100"
     resumed.result("a", {"step": 80, "total_steps": 100}, 10.0)

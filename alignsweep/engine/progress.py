@@ -54,6 +54,7 @@ class SweepDisplay:
         self.metric, self.metric_mode = metric, metric_mode
         self.best: tuple[float, str] | None = None
         self.live: Live | None = None
+        self.synced = False
 
     def start(self) -> None:
         if self.mode == "live" and self.console is not None and self.live is None:
@@ -100,6 +101,18 @@ class SweepDisplay:
         return Group(*parts)
 
     # ---------------------------------------------------------------- Tune's events, forwarded
+
+    def sync(self, trials: list) -> None:
+        """Once per session, before the first event: trials that ended before a resume count as done."""
+        if self.synced:
+            return
+        self.synced = True
+        before = [t for t in trials if t.status == "TERMINATED" and _name(t) in self.progress.trials]
+        for t in before:
+            self.progress.ended_before(_name(t), t.last_result)
+        if before:
+            self.event(f"{len(before)} of {len(self.progress.trials)} trials ended before this resume "
+                       f"| {self.progress.status_text(time.time())}")
 
     def trial_started(self, trial: Any) -> None:
         plan = trial.config.get("plan", {})
@@ -152,8 +165,13 @@ class ProgressCallback(Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:  # a sweep started before this class held only this
         self.stop_reasons = state.get("stop_reasons", {})
 
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if _CURRENT is not None and not _CURRENT.synced:
+            _CURRENT.sync(trials)
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if _CURRENT is not None:
+            _CURRENT.sync(trials)
             _CURRENT.trial_started(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:

@@ -200,6 +200,14 @@ class SweepProgress:
         t.status = FINISHED
         return f"trial {name} finished step {self._at(t)}{took}" + self._tail(now)
 
+    def ended_before(self, name: str, result: dict[str, Any] | None) -> None:
+        """A trial that ended in an earlier driver session (a resume): counted as done, not as this session's steps."""
+        t = self._trial(name)
+        self._absorb(t, result or {})
+        t.session_start_step = t.step
+        total = t.steps_total()
+        t.status = STOPPED if total is not None and t.step < total else FINISHED
+
     def error(self, name: str, message: str, now: float) -> str:
         t = self._trial(name)
         t.status = FAILED
