@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("resume", help="finish an interrupted sweep: nothing redone, nothing lost", **examples(
         "alignsweep resume results/demo",
         "alignsweep resume results/demo --num-cpus 2",
+        "alignsweep resume results/demo --progress plain --log-level debug | tee resume.log   # one line per event",
     ))
     r.add_argument("sweep_dir", help="the sweep's results directory, e.g. results/demo")
     r.add_argument("--address", help="Ray cluster address; default: a local instance")
