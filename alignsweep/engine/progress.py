@@ -123,7 +123,8 @@ class SweepDisplay:
         if isinstance(value, (int, float)) and not math.isnan(value):
             if self.best is None or _better(value, self.best[0], self.metric_mode):
                 self.best = (float(value), _name(trial))
-        EVENTS.debug("trial %s result: %s", _name(trial), _numbers(result))
+        if EVENTS.isEnabledFor(logging.DEBUG):
+            EVENTS.debug("trial %s result: %s", _name(trial), _numbers(result))
         self.event(self.progress.result(_name(trial), result, time.time()))
 
     def trial_complete(self, trial: Any, reason: str | None) -> None:
