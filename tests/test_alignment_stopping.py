@@ -4,6 +4,7 @@ in which every stop (and every non-stop) agrees with what the trial reported to 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,13 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
         assert t["trainable_params"] > 0 and t["total_params"] > t["trainable_params"]
     by_rate = {t["learning_rate"]: t for t in trials}
     assert not by_rate[1e-6]["stopped_early"] and by_rate[1e-1]["stopped_early"]  # both outcomes seen
+    # driver.log tells the same story, with the stopper's reason, as the sweep runs
+    log = (Path(outcome.sweep_dir) / "driver.log").read_text()
+    stopped, kept = by_rate[1e-1]["trial_id"], by_rate[1e-6]["trial_id"]
+    assert re.search(rf"^\S+Z trial {stopped} stopped early at step 2/4 in .*\({re.escape(by_rate[1e-1]['stop_reason'])}\)",
+                     log, re.M), log
+    assert re.search(rf"^\S+Z trial {stopped} evaluated step 2/4: .*screen: safe rate", log, re.M), log
+    assert re.search(rf"^\S+Z trial {kept} finished step 4/4", log, re.M), log
     # Every trial has its step-0 control fully scored and a full evaluation of its last checkpoint,
     # a stopped one too (`evaluation.final: all`, the default), at the step it ended.
     controls = con.sql("SELECT trial_id, max(final_step) AS final_step FROM controls "

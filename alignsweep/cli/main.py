@@ -94,10 +94,13 @@ def _version() -> str:
 
 
 def _quiet_environment() -> None:
-    """Defaults that keep a run offline-safe and its output readable; the user's settings win."""
+    """Defaults that keep a run offline-safe and its output readable; the user's settings win.
+
+    Not among them: `HF_HUB_DISABLE_PROGRESS_BARS`. The hub's bars draw only while a download runs,
+    and a first download of a large checkpoint should show its progress (`logs.quiet_libraries`).
+    """
     for key, value in {
         "RAY_USAGE_STATS_ENABLED": "0",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TRANSFORMERS_VERBOSITY": "error",
         "TOKENIZERS_PARALLELISM": "false",
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",

@@ -22,6 +22,8 @@ from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
 from alignsweep.models.loading import LoadOptions
 
 JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
+#: (benchmark, items scored, items): what `Evaluator.evaluate(progress=…)` reports as it goes.
+ItemProgress = Callable[[str, int, int], None]
 
 
 def headline_metrics() -> tuple[str, ...]:
@@ -106,15 +108,17 @@ class Evaluator:
         # their step-0 control (same seed, same initialisation), so it is scored once.
         self._cache: dict[str, EvalResult] = {}
 
-    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
+    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None, full: bool = True,
+                 progress: ItemProgress | None = None) -> EvalResult:
         """Score the base (or base + adapter). `screen`: also report the fixed stratified subset's
-        metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
+        metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check).
+        `progress(benchmark, scored, items)` hears each benchmark start, advance batch by batch, and end."""
         if not full and screen is None:
             raise ValueError("a screen-only evaluation needs a screen fraction")
         key = adapter_key(adapter, screen, full)
         if key is not None and key in self._cache:
             return self._cache[key].copy()
-        result = self._evaluate(adapter, screen, full)
+        result = self._evaluate(adapter, screen, full, progress)
         if key is not None:
             self._cache[key] = result.copy()
             while len(self._cache) > _CACHE_SIZE:
@@ -125,7 +129,8 @@ class Evaluator:
         items = self.items[benchmark.name]
         return items if fraction is None else screen_subset(items, fraction, id_attr=benchmark.item_id)
 
-    def _evaluate(self, adapter: AdapterPayload | None, screen: float | None, full: bool) -> EvalResult:
+    def _evaluate(self, adapter: AdapterPayload | None, screen: float | None, full: bool,
+                  progress: ItemProgress | None = None) -> EvalResult:
         start = time.perf_counter()
         result = EvalResult()
         screen_rows: list[dict[str, Any]] = []
@@ -138,7 +143,7 @@ class Evaluator:
                     continue  # the screen watches what is stored per item; skip what it cannot see
                 items = self._subset(benchmark, None if full else screen)
                 if items:
-                    scored.append((benchmark, benchmark.score(ctx, items, self.spec)))
+                    scored.append((benchmark, _score(benchmark, ctx, items, self.spec, progress)))
         self._add_coherence([r for b, rows in scored if b.name == "safety" for r in rows])
         for benchmark, rows in scored:
             if benchmark.item_table is not None:
@@ -181,6 +186,33 @@ class Evaluator:
         if fraction not in self._screen_reference:
             self._screen_reference[fraction] = self.evaluate(None, screen=fraction, full=False).flat()
         return self._screen_reference[fraction]
+
+
+def _score(benchmark: Benchmark, ctx: ScoringContext, items: list[Any], spec: EvaluationSpec,
+           progress: ItemProgress | None) -> list[dict[str, Any]]:
+    """`benchmark.score`, with its inference batches reported as items scored when someone listens.
+
+    Batches count prompts or (context, choice) requests; their share of the call is that share of the
+    items (never backwards: a judge that generates too starts a second count), and the last item is
+    counted only once `score` has returned.
+    """
+    if progress is None:
+        return benchmark.score(ctx, items, spec)
+    from alignsweep.inference.progress_hook import reporting
+
+    n, shown = len(items), [0]
+
+    def on_batch(done: int, total: int) -> None:
+        scored = min(n - 1, n * done // max(total, 1))
+        if scored > shown[0]:
+            shown[0] = scored
+            progress(benchmark.name, scored, n)
+
+    progress(benchmark.name, 0, n)
+    with reporting(on_batch):
+        rows = benchmark.score(ctx, items, spec)
+    progress(benchmark.name, n, n)
+    return rows
 
 
 #: The screen metrics an alignment-aware stopper watches, reported as `<metric>_delta` (trial − base).

@@ -15,6 +15,7 @@ import math
 import tempfile
 
 from alignsweep.cli.commands import examples
+from alignsweep.cli.progress import PROGRESS_CHOICES
 from alignsweep.errors import InputError
 from alignsweep.suggest import did_you_mean
 
@@ -54,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--summary-dir", help="where audit.md and audit.json go (default: --results)")
     p.add_argument("--tracking", metavar="YAML", help="log audit.json / audit.md and the changes to the MLflow / W&B "
                    "named in this file's `tracking:` section (a sweep spec works; needs --adapter)")
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                   help="items scored per benchmark: bars, timestamped lines, or nothing; auto: bars on a "
+                   "terminal, lines otherwise")
     p.set_defaults(handler=_handle)
 
 
@@ -149,13 +153,17 @@ def _tracking(path: str, adapter: bool) -> tuple:
 
 def _audit(args: argparse.Namespace, spec, adapter_ref: str | None, tracking: tuple | None = None) -> int:
     from alignsweep.analysis.gate import check_categories, check_store, parse_rules, write_summary
+    from alignsweep.cli.progress import ItemsProgress, resolve_mode
     from alignsweep.evaluators.evaluate import Evaluator, local_judges, store_result
     from alignsweep.evaluators.payload import AdapterPayload
     from alignsweep.models.devices import choose_device
     from alignsweep.models.loading import LoadOptions
     from alignsweep.trainables.methods import method_of_adapter
 
+    from alignsweep.logs import quiet_libraries
+
     choose_device(args.device)  # a bad --device is bad input (exit 2), before anything loads
+    quiet_libraries()  # no "Loading weights" bar per model; the hub's download bars stay
     _preflight(args, spec, adapter_ref)  # loads the task files, whose metrics the rules may name
     rules = parse_rules(args.fail_on) if args.fail_on is not None else []
     judge, judge_name, over, over_name = local_judges(spec)
@@ -165,8 +173,10 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None, tracking: tu
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
     flats = []
+    shown = ItemsProgress(resolve_mode(args.progress))
     for adapter, trial_id in runs:
-        result = evaluator.evaluate(AdapterPayload.read(adapter) if adapter else None)
+        with shown.evaluating(trial_id):
+            result = evaluator.evaluate(AdapterPayload.read(adapter) if adapter else None, progress=shown)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
                      method=method_of_adapter(adapter))
         flats.append(result.flat())

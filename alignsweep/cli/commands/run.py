@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alignsweep.cli.commands import examples
+from alignsweep.cli.progress import PROGRESS_CHOICES
 from alignsweep.errors import InputError
 
 
@@ -29,16 +30,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster address (`auto`, host:port, ray://…); default: a local instance")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
     p.add_argument("--dry-run", action="store_true", help="validate and expand; start nothing")
+    _output_options(p)
     p.set_defaults(handler=_run)
 
     r = sub.add_parser("resume", help="finish an interrupted sweep: nothing redone, nothing lost", **examples(
         "alignsweep resume results/demo",
         "alignsweep resume results/demo --num-cpus 2",
+        "alignsweep resume results/demo --progress plain --log-level debug | tee resume.log   # one line per event",
     ))
     r.add_argument("sweep_dir", help="the sweep's results directory, e.g. results/demo")
     r.add_argument("--address", help="Ray cluster address; default: a local instance")
     r.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
+    _output_options(r)
     r.set_defaults(handler=_resume)
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    from alignsweep.logs import LOG_LEVELS
+
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                   help="how progress shows: a live panel, timestamped lines (one per event, flushed), or "
+                   "nothing; auto: live on a terminal, plain otherwise (kubectl logs, CI, | tee)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info", type=str.lower,
+                   help="least severe message written to <results>/<sweep>/driver.log and shown by plain "
+                   "progress (default: info, the events; debug adds every reported metric)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -48,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_spec(spec_file, overrides)
     if args.dry_run:
         return _dry_run(spec, args.results)
-    return _execute(spec, args.results, args.address, args.num_cpus)
+    return _execute(spec, args.results, args.address, args.num_cpus, args.progress, args.log_level)
 
 
 def split_spec_and_overrides(tokens: list[str]) -> tuple[str, list[str]]:
@@ -80,16 +95,21 @@ def _resume(args: argparse.Namespace) -> int:
 
     spec = load_spec_from_sweep_dir(args.sweep_dir)
     results_root = args.sweep_dir.rstrip("/").rsplit("/", 1)[0] if "/" in args.sweep_dir.rstrip("/") else "."
-    return _execute(spec, results_root, args.address, args.num_cpus)
+    return _execute(spec, results_root, args.address, args.num_cpus, args.progress, args.log_level)
 
 
-def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int | None) -> int:
+def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int | None, progress: str = "auto",
+             log_level: str = "info") -> int:
     from rich.console import Console
 
     from alignsweep.engine.sweep import run_sweep
 
+    from alignsweep.cli.progress import resolve_mode
+
     console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
-    outcome = run_sweep(spec, results=results, address=address, num_cpus=num_cpus, console=console)
+    mode = resolve_mode(progress)
+    outcome = run_sweep(spec, results=results, address=address, num_cpus=num_cpus, console=console, progress=mode,
+                        log_level=log_level)
     console.print(f"results: {outcome.sweep_dir}  ({outcome.trials} trials, {outcome.errors} failed)")
     return 1 if outcome.errors else 0
 
