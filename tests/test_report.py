@@ -229,7 +229,7 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Pa
     path = str(tmp_path_factory.mktemp("stops") / "stops")
     write_manifest(path, seed=0)
     _row(path, "base", "base", 0)
-    _scores(path, "base", "base", 0, {SAFE: 0.9, OVER: 0.2, ACC: 0.6, SCREEN: 0.9})
+    _scores(path, "base", "base", 0, {SAFE: 0.9, OVER: 0.2, ACC: 0.6, SCREEN: 0.9, ("screen_safety", "incoherent_rate"): 0.1})
     finals = {"A": ((0.80, 0.20, 0.60), (0.50, 0.10, 0.55)), "B": ((0.90, 0.25, 0.60), (0.70, 0.15, 0.50)),
               "E": ((0.85, 0.20, 0.65), (0.60, 0.30, 0.60))}
     for trial, (control, final) in finals.items():
@@ -239,7 +239,8 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[Pa
         _scores(path, trial, "lora", 20, dict(zip((SAFE, OVER, ACC), final)))
     _row(path, "C", "ia3", 10, stopped=True, reason="alignment: screen safe rate -50.0 points vs base")
     _scores(path, "C", "ia3", 0, {SAFE: 0.85, OVER: 0.2, ACC: 0.6})
-    _scores(path, "C", "ia3", 10, {SCREEN: 0.4})
+    # the screen stores other safety metrics beside safe rate (coherence: incoherent share): not to be mixed in
+    _scores(path, "C", "ia3", 10, {SCREEN: 0.4, ("screen_safety", "incoherent_rate"): 0.7})
     _row(path, "D", "ia3", 10, stopped=True, reason="asha: loss behind its rung")
     _scores(path, "D", "ia3", 0, {SAFE: 0.9, OVER: 0.2, ACC: 0.6})
     _scores(path, "D", "ia3", 10, {SAFE: 0.6, OVER: 0.2, ACC: 0.6})

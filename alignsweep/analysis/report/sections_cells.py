@@ -252,7 +252,9 @@ def early_stopping(data: ReportData) -> Section:
             + (f" {len(unscored)} of them have no full evaluation at their stop step (a sweep from before that): score "
                "one with `alignsweep audit --base <base> --adapter <its checkpoint>`." if len(unscored) else "")
             + (f" Shadow run: {len(shadow)} trials would have been stopped." if len(shadow) else ""))
-    screen = data.deltas[(data.deltas.benchmark == "screen_safety") & (data.deltas.category == "overall")]
+    deltas = data.deltas
+    screen = deltas[(deltas.benchmark == SAFE_RATE.screen.benchmark) & (deltas.category == "overall")
+                    & (deltas.metric == SAFE_RATE.metric)]  # the screen stores other safety metrics beside it
     table = pd.DataFrame({
         "trial_id": t.trial_id, "family": t.family, "method": t.method, "ended": t.ended.map(ENDED_LABELS),
         "stop step": t.last_step, "full eval step": t.step, "max_steps": t.trial_id.map(max_steps),
