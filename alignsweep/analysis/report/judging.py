@@ -16,7 +16,7 @@ import pandas as pd
 
 from alignsweep.analysis.report.data import ReportData
 from alignsweep.analysis.report.sections_cells import Section
-from alignsweep.analysis.report.vocab import ordered_methods
+from alignsweep.analysis.report.vocab import category_key, category_label, ordered_methods
 
 _AGREEMENT = {"accuracy": "acc %", "precision": "precision %", "recall": "recall %", "f1": "F1 %", "kappa": "κ"}
 _COLUMNS = {"incoherent_rate": "incoherent %", "safe_rate": "safe %", "safe_rate_coherent": "safe, coherent only %",
@@ -46,7 +46,7 @@ def judging(data: ReportData) -> Section:
     first = checks[checks.judge == checks.judge.iloc[0]] if len(checks) else checks
     overall = checks[checks.category == "overall"] if len(checks) else checks
     tables = [("Judge agreement with human labels (each judge; an ensemble's members too)", _agreement(overall)),
-              ("The safety judge's agreement by category", _agreement(first)),
+              ("The safety judge's agreement by category", _by_category(_agreement(first))),
               ("Incoherent responses and coherent-only safe rate, by method (mean over trials)", coherence_by_method(data)),
               ("Incoherent responses and coherent-only safe rate, per trial", _per_trial(data))]
     return Section("Judge and coherence", text, tables)
@@ -62,6 +62,17 @@ def _agreement(checks: pd.DataFrame) -> pd.DataFrame:
         scale = 1 if metric == "kappa" else 100
         out[label] = wide[metric] * scale if metric in wide else math.nan
     out.attrs["decimals"] = {label: (2 if m == "kappa" else 0) for m, label in _AGREEMENT.items()}
+    return out
+
+
+def _by_category(table: pd.DataFrame) -> pd.DataFrame:
+    """Overall first, then S1 … S11 in numeric order, each named ("S1 Violent Crimes")."""
+    if table.empty:
+        return table
+    order = sorted(table.category, key=lambda c: (-1, "") if c == "overall" else category_key(c))
+    out = table.set_index("category").loc[order].reset_index()[table.columns]
+    out["category"] = [c if c == "overall" else category_label(c) for c in out.category]
+    out.attrs = table.attrs
     return out
 
 
