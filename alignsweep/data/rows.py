@@ -35,6 +35,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number; arrays nested 100,000 deep
+            raise InputError(f"{path}:{number}: not valid JSON ({(str(exc).split(';') or [''])[0]})") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{number}: expected a JSON object")
         yield number, row
@@ -49,7 +51,7 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     raise InputError(f"{path}:{reader.line_num}: more cells than the header has columns")
                 yield reader.line_num, row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
+        raise InputError(f"{path}: cannot read as CSV ({' '.join(str(exc).split())})") from None
 
 
 def _read_hf(source: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -13,15 +13,15 @@ import functools
 import json
 import os
 import shutil
-import struct
 from pathlib import Path
 from typing import Any
 
 from alignsweep.errors import InputError
+from alignsweep.spec.weights import check_safetensors, check_weights
+from alignsweep.spec.model_fit import adapter_fits, check_precision, check_sweep_fits, wrong_typed_field
 
 #: Free space a local results directory needs before a sweep starts (override: ALIGNSWEEP_MIN_FREE_MB).
 DEFAULT_MIN_FREE_MB = 256
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 # ---------------------------------------------------------------- results directory
@@ -32,6 +32,8 @@ def check_results_dir(sweep_dir: str) -> None:
     if "://" in sweep_dir:
         _check_bucket(sweep_dir)
         return
+    if "\x00" in sweep_dir:
+        raise InputError(f"results path {sweep_dir!r}: contains a NUL character")
     target = Path(sweep_dir)
     existing = target
     while not existing.exists():
@@ -68,48 +70,6 @@ def _check_bucket(uri: str) -> None:
         raise InputError(f"results path {uri!r}: cannot reach it ({first})") from None
     if not found:
         raise InputError(f"results path {uri!r}: bucket {bucket!r} does not exist (or these credentials cannot see it)")
-
-
-# ---------------------------------------------------------------- weights
-
-
-def check_safetensors(path: Path) -> None:
-    """A complete safetensors file: header parses and the data section is exactly as long as it says.
-
-    Reads only the header, so a 16 GB shard costs microseconds; a truncated download fails here
-    instead of as an opaque error inside a trial.
-    """
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            raw = f.read(8)
-            if len(raw) < 8:
-                raise ValueError("shorter than its 8-byte header length")
-            (n,) = struct.unpack("<Q", raw)
-            if n > size - 8:
-                raise ValueError("header runs past the end of the file")
-            header = json.loads(f.read(n))
-    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise InputError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-    if 8 + n + max(ends, default=0) != size:
-        raise InputError(f"{path}: truncated or corrupt safetensors file "
-                         f"({size} bytes, header describes {8 + n + max(ends, default=0)})")
-
-
-def check_weights(folder: Path, *, what: str, allow_unsafe_weights: bool = False) -> None:
-    """Safetensors weights present and whole; pickled ones refused unless the user opted in."""
-    safe = sorted(folder.glob("*.safetensors"))
-    for file in safe:
-        check_safetensors(file)
-    if safe:
-        return
-    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    if pickled and not allow_unsafe_weights:
-        raise InputError(f"{what} {str(folder)!r}: only pickled weights ({pickled[0]}); alignsweep loads safetensors "
-                         "only — convert them, or set allow_unsafe_weights: true for this model")
-    if not pickled:
-        raise InputError(f"{what} {str(folder)!r}: no weights (*.safetensors) there")
 
 
 # ---------------------------------------------------------------- models
@@ -228,11 +188,15 @@ def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool
     for p in weights:
         if p.suffix == ".safetensors":
             check_safetensors(p)
+    _check_adapter_config(adapter_dir, cfg)
     base = resolve_model(base_ref)
-    trained_on = cfg.get("base_model_name_or_path")
-    if not base.is_local or not trained_on or not (Path(trained_on) / "config.json").is_file():
+    if not base.is_local:
         return  # nothing local to compare with; peft reports shape mismatches at load
     mine = _read_json(Path(base.path) / "config.json", f"model {base_ref!r}")
+    trained_on = cfg.get("base_model_name_or_path")
+    if not isinstance(trained_on, str) or not trained_on or not (Path(trained_on) / "config.json").is_file():
+        adapter_fits(folder, cfg, base.path, base_ref)  # no local base config to compare: the tensors' shapes
+        return
     theirs = _read_json(Path(trained_on) / "config.json", f"adapter {adapter_dir!r} base")
     keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
     diff = [k for k in keys if mine.get(k) != theirs.get(k)]
@@ -240,6 +204,28 @@ def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool
         k = diff[0]
         raise InputError(f"adapter {adapter_dir!r} was trained on a different base ({k} {theirs.get(k)!r}, "
                          f"base {base_ref!r} has {mine.get(k)!r})")
+    adapter_fits(folder, cfg, base.path, base_ref)
+
+
+def _check_adapter_config(adapter_dir: str, cfg: dict[str, Any]) -> None:
+    """An adapter_config.json of a method alignsweep scores, whose values peft's own config class accepts."""
+    from alignsweep.trainables.methods import METHODS
+
+    what = f"adapter {adapter_dir!r}: adapter_config.json"
+    if not any(METHODS.get(name).matches(cfg) for name in METHODS):
+        known = sorted({METHODS.get(name).peft_type for name in METHODS})
+        raise InputError(f"{what}: peft_type {cfg.get('peft_type')!r} is not one alignsweep scores "
+                         f"(known: {', '.join(known)})")
+    from peft import PeftConfig
+
+    try:
+        config = PeftConfig.from_peft_type(**cfg)
+    except Exception as exc:  # noqa: BLE001 — peft's checks raise TypeError/ValueError/…; all mean this file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{what}: peft cannot read it ({type(exc).__name__}: {first[:160]})") from None
+    wrong = wrong_typed_field(type(config), cfg)  # peft's dataclasses take `r: "x"` and fail at load
+    if wrong:
+        raise InputError(f"{what}: {wrong}")
 
 
 # ---------------------------------------------------------------- data
@@ -334,12 +320,23 @@ def check_classifier(ref: str, label_map: dict[str, str]) -> None:
         raise InputError(f"{what}: cannot load its tokenizer ({first})") from None
 
 
-def check_sweep_inputs(spec: Any, sweep_dir: str) -> None:
-    """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`."""
+def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None:
+    """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`.
+    `local`: Ray runs on this machine (no --address), so its GPUs are the ones this process sees."""
+    from alignsweep.models.devices import check_gpus_available
+    from alignsweep.models.refs import resolve_model
+
     check_results_dir(sweep_dir)
+    check_precision(spec)
+    if local:
+        check_gpus_available(spec.resources.gpu, "resources.gpu")
     for model in spec.models:
         check_model(model.ref, trust_remote_code=model.trust_remote_code,
                     allow_unsafe_weights=model.allow_unsafe_weights)
+        base = resolve_model(model.ref)
+        if base.is_local:
+            check_sweep_fits(spec, base.path, _read_json(Path(base.path) / "config.json", f"model {model.ref!r}"),
+                             model.ref)
     check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples)
     eval_spec = spec.evaluation_spec()
     if eval_spec is not None:

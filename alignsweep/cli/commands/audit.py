@@ -185,6 +185,8 @@ def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -
     from alignsweep.spec.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
 
     check_results_dir(args.results)
+    if args.summary_dir:
+        check_results_dir(args.summary_dir)
     check_model(args.base)
     if adapter_ref:
         check_adapter(adapter_ref, args.base)

@@ -54,6 +54,9 @@ def _resume(args: argparse.Namespace) -> int:
 def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int | None) -> int:
     from rich.console import Console
 
+    if num_cpus is not None and num_cpus < 1:  # Ray starts with 0 CPUs, and every trial then waits forever
+        raise InputError(f"--num-cpus: at least 1 (got {num_cpus})")
+
     from alignsweep.engine.sweep import run_sweep
 
     console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from alignsweep.options import plain_numbers
 from alignsweep.registry import Registry
 
 
@@ -49,8 +50,8 @@ class MethodGrid(BaseModel):
         annotation = cls.model_fields[info.field_name].annotation
         wants_list = list in (get_origin(annotation), *(get_origin(a) for a in get_args(annotation)))
         if wants_list and value is not None and not isinstance(value, list):
-            return [value]
-        return value
+            value = [value]
+        return plain_numbers(cls, value, info.field_name)
 
     def fixed(self) -> dict[str, Any]:
         """Settings that every trial of this method shares."""
