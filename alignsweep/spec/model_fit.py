@@ -63,7 +63,7 @@ def check_targets(targets: Any, table: dict[str, tuple[int, ...]], what: str) ->
         except re.error as exc:
             raise InputError(f"{what}: {target!r} is not a valid regular expression ({exc})") from None
         if not hits:
-            raise InputError(f"{what}: the base has no module {target!r} (its linear layers: "
+            raise InputError(f"{what}: the base has no module {target!r} (its modules with a weight matrix: "
                              f"{', '.join(_leaf_names(table)) or 'none'})")
         if not any(len(shape) == 2 for shape in hits):
             raise InputError(f"{what}: module {target!r} of the base is not a linear layer (weight shape {hits[0]})")
@@ -89,8 +89,8 @@ def check_sweep_fits(spec: Any, base_dir: str, config: dict[str, Any], ref: str)
         virtual = max(getattr(grid, "num_virtual_tokens", None) or [0])
         if limit is not None and length + virtual > limit:
             extra = f" + {virtual} virtual tokens" if virtual else ""
-            raise InputError(f"training.max_seq_length: {length}{extra} is past model {ref!r}'s {limit} positions "
-                             f"({_POSITION_KEYS[0]} in its config.json)")
+            raise InputError(f"training.max_seq_length: {length}{extra} is past the {limit} positions of model {ref!r} "
+                             "(max_position_embeddings in its config.json)")
 
 
 def check_precision(spec: Any) -> None:
