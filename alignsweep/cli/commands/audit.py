@@ -85,9 +85,16 @@ def _spec(args: argparse.Namespace):
     }
     try:
         return EvaluationSpec.model_validate(raw)
-    except ValidationError as exc:
+    except ValidationError as exc:  # named by the option the user typed, not the spec field it fills
         err = exc.errors()[0]
-        raise InputError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        section, field = (list(map(str, err["loc"])) + [""])[:2]
+        option = _OPTIONS.get(field) or _OPTIONS.get(f"{section}.{field}") or _OPTIONS.get(section) or section
+        got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err.get('input')!r:.60})"
+        raise InputError(f"{option}: {err['msg'].removeprefix('Value error, ')}{got}") from None
+
+
+_OPTIONS = {"limit": "--limit", "safety.data": "--safety-data", "fairness.data": "--fairness-data",
+            "over_refusal.data": "--over-refusal-data", "tasks": "--tasks"}
 
 
 def _handle(args: argparse.Namespace) -> int:
