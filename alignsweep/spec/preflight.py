@@ -328,8 +328,6 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
 
     check_results_dir(sweep_dir)
     check_precision(spec)
-    if local:
-        check_gpus_available(spec.resources.gpu, "resources.gpu")
     for model in spec.models:
         check_model(model.ref, trust_remote_code=model.trust_remote_code,
                     allow_unsafe_weights=model.allow_unsafe_weights)
@@ -341,3 +339,5 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
     eval_spec = spec.evaluation_spec()
     if eval_spec is not None:
         check_evaluation_data(eval_spec)
+    if local:  # the machine last: a spec written for a GPU cluster still gets its file errors first
+        check_gpus_available(spec.resources.gpu, "resources.gpu")

@@ -208,7 +208,7 @@ def _check_keys(where: str, cfg: dict[str, Any]) -> None:
             refuse(key, f"must be a split name, not {cfg[key]!r:.40}")
     if not (cfg.get("test_split") or cfg.get("validation_split")):
         refuse("test_split", "required (or validation_split): the split to score")
-    for key, kinds in (("doc_to_text", (str, int)), ("doc_to_choice", (str, list, dict)), ("doc_to_target", (str, int))):
+    for key, kinds in (("doc_to_text", (str, int)), ("doc_to_choice", (str, list, dict)), ("doc_to_target", (str, int, list))):
         if cfg.get(key) is not None and (isinstance(cfg[key], bool) or not isinstance(cfg[key], kinds)):
             refuse(key, f"must be a field name or a template, not {cfg[key]!r:.40}")
     for key in ("doc_to_text", "doc_to_choice", "doc_to_target"):
