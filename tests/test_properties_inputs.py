@@ -93,21 +93,27 @@ SECTIONS = sorted(set(_paths(SweepSpec) + [("evaluation", *p) for p in _paths(Ev
 
 
 def _plant(doc: dict, path: tuple, value: Any) -> None:
-    """`doc` with `value` at `path`, making (or replacing by) a mapping or list on the way as needed."""
+    """`value` at `path` in `doc`, making (or replacing by) the mapping or list each step needs on the way; a
+    model given as a string becomes `{ref: string}`, so `models[0].dtype` keeps its model."""
+    node: Any = doc
     for key, nxt in zip(path, path[1:]):
-        if isinstance(key, int):
-            if not isinstance(doc, list) or not doc:
-                return
-            doc = doc[0]
-            continue
-        if not isinstance(doc.get(key), (dict, list)) or (isinstance(nxt, int) != isinstance(doc.get(key), list)):
-            doc[key] = [{}] if isinstance(nxt, int) else {}
-        doc = doc[key]
-    if isinstance(path[-1], int):
-        if isinstance(doc, list) and doc:
-            doc[0] = value
+        kind = list if isinstance(nxt, int) else dict
+        child = (node[0] if node else None) if isinstance(key, int) else node.get(key)
+        if not isinstance(child, kind):
+            child = [{}] if kind is list else ({"ref": child} if isinstance(child, str) else {})
+            if not isinstance(key, int):
+                node[key] = child
+            elif node:
+                node[0] = child
+            else:
+                node.append(child)
+        node = child
+    if not isinstance(path[-1], int):
+        node[path[-1]] = value
+    elif node:
+        node[0] = value
     else:
-        doc[path[-1]] = value
+        node.append(value)
 
 
 def tree(path: Path) -> dict[str, int]:
