@@ -312,3 +312,57 @@ def test_cuda_visible_devices_naming_no_device() -> None:
     assert choose_device("auto", facts(("-1",))) == "cpu"
     assert choose_device("auto", facts(("7",), ray=True)) == "cpu"
     assert choose_device("cpu", facts(("7",))) == "cpu"
+
+
+# ---------------------------------------------------------------- model directories, report and query outputs
+
+
+@pytest.fixture()
+def model_dir(tiny_paths: Any, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_paths["llama"], tmp_path / "model"))
+
+
+def _config(model: Path, **changes: Any) -> None:
+    cfg = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**cfg, **changes}))
+
+
+@pytest.mark.parametrize(("changes", "pattern"), [
+    ({"architectures": 5}, r"config.json architectures must be a JSON list of names \(got 5\)$"),
+    ({"model_type": ["llama"]}, r"config.json model_type must be a JSON str \(got \['llama'\]\)$"),
+    ({"max_position_embeddings": "x"}, r"config.json max_position_embeddings must be a JSON int \(got 'x'\)$"),
+])
+def test_model_config_values_of_the_wrong_type(changes: dict, pattern: str, model_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    _config(model_dir, **changes)
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, str(model_dir)), results), pattern, results, capsys)
+
+
+def test_model_weights_with_a_malformed_shape(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    weights = model_dir / "model.safetensors"
+    raw = weights.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["shape"] = "ab"
+    text = json.dumps(header).encode()
+    weights.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, str(model_dir)), results),
+                     rf"model.safetensors: truncated or corrupt safetensors file \(tensor '{name}' has no valid shape "
+                     r"and dtype\)$", results, capsys)
+
+
+def test_report_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Checked before the sweep is read: the directory given need not even be a sweep for this to be the error."""
+    blocker = tmp_path / "report.html"
+    blocker.write_text("mine")
+    expect_bad_input(["report", str(tmp_path), "--out", str(blocker)], r"report.html is a file, not a directory$",
+                     tmp_path, capsys)
+
+
+def test_query_output_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "out").mkdir()
+    expect_bad_input(["query", str(tmp_path), "SELECT 1", "--output", str(tmp_path / "out")],
+                     r"--output '.*out': is a directory; give a file name$", tmp_path, capsys)

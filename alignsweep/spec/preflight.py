@@ -144,7 +144,25 @@ def _class_names(table: dict[str, Any]) -> set[str]:
     return {c for v in table.values() for c in ((v,) if isinstance(v, str) else v)}
 
 
+#: config.json keys preflight and loading read, with the JSON type each must have when present.
+_CONFIG_TYPES = {"model_type": str, "architectures": list, "max_position_embeddings": int, "hidden_size": int,
+                 "num_hidden_layers": int, "vocab_size": int, "num_labels": int, "id2label": dict}
+
+
+def check_config_types(what: str, cfg: dict[str, Any]) -> None:
+    """A model's config.json holds the keys alignsweep reads in the types transformers writes them."""
+    for key, kind in _CONFIG_TYPES.items():
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind) or (kind is list and not all(isinstance(v, str)
+                                                                                                 for v in value)):
+            raise InputError(f"{what}: config.json {key} must be a JSON {'list of names' if kind is list else kind.__name__}"
+                             f" (got {value!r:.40})")
+
+
 def _require_causal_lm(ref: str, cfg: dict[str, Any]) -> None:
+    check_config_types(f"model {ref!r}", cfg)
     CAUSAL = causal_lm_names()
     model_type = cfg.get("model_type")
     causal_classes = _class_names(CAUSAL)
@@ -299,6 +317,7 @@ def check_classifier(ref: str, label_map: dict[str, str]) -> None:
     what = f"judge hf_classifier model {ref!r}"
     folder = Path(model.path)
     cfg = _read_json(folder / "config.json", what)
+    check_config_types(what, cfg)
     if cfg.get("auto_map"):
         raise InputError(f"{what}: its config needs custom code (auto_map); alignsweep runs no remote code")
     table = sequence_classification_names()

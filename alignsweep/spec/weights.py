@@ -50,6 +50,10 @@ def safetensors_ends(header: Any) -> list[int]:
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
             raise ValueError(f"tensor {name!r:.60} has no valid data_offsets")
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape) or not isinstance(entry.get("dtype"), str):
+            raise ValueError(f"tensor {name!r:.60} has no valid shape and dtype")
         ends.append(offsets[1])
     return ends
 

@@ -37,6 +37,12 @@ def _handle(args: argparse.Namespace) -> int:
     fmt = args.format or _format_from_suffix(args.output)
     if fmt == "parquet" and not args.output:
         raise InputError("--format parquet needs --output FILE")
+    if args.output:  # checked before the query runs: a directory there, or a folder that cannot hold it
+        from alignsweep.spec.preflight import check_results_dir
+
+        if Path(args.output).is_dir():
+            raise InputError(f"--output {args.output!r}: is a directory; give a file name")
+        check_results_dir(str(Path(args.output).parent))
     result = run_query(dirs, sql)
     _emit(result, fmt, args.output)
     return 0
