@@ -366,3 +366,22 @@ def test_query_output_that_is_a_directory(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "out").mkdir()
     expect_bad_input(["query", str(tmp_path), "SELECT 1", "--output", str(tmp_path / "out")],
                      r"--output '.*out': is a directory; give a file name$", tmp_path, capsys)
+
+
+@pytest.mark.parametrize(("scheduler", "pattern"), [
+    ("{name: asha, metric: accuracyy}", r"^alignsweep: error: scheduler.metric: 'accuracyy' is not a metric trials "
+                                        r"report \(known: epoch, heldout_loss, loss, step, train_wall_s; evaluation is off\)$"),
+    ("{name: median, metric: safe_rate, mode: max}", r"scheduler.metric: 'safe_rate' is not a metric trials report"),
+])
+def test_scheduler_metric_that_no_trial_reports(scheduler: str, pattern: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: t\nmodels: [tiny:llama]\nmethods: [lora]\ntraining: {{max_steps: 2}}\nscheduler: {scheduler}\n")
+    expect_bad_input(run_argv(path, tmp_path / "results"), pattern, tmp_path / "results", capsys)
+
+
+def test_method_learning_rates_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = _spec_text(tmp_path, "{lora: {learning_rates: [0]}}")
+    expect_bad_input(run_argv(path, tmp_path / "results"),
+                     r"sweep.yaml:3: methods.lora.learning_rates: list at least one value, every value > 0 \(got \[0.0\]\)$",
+                     tmp_path / "results", capsys)

@@ -358,5 +358,23 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
     eval_spec = spec.evaluation_spec()
     if eval_spec is not None:
         check_evaluation_data(eval_spec)
+    check_scheduler_metric(spec, eval_spec)
     if local:  # the machine last: a spec written for a GPU cluster still gets its file errors first
         check_gpus_available(spec.resources.gpu, "resources.gpu")
+
+
+#: What every trial reports to Tune besides the evaluators' metrics (`trainables.peft_trial`).
+TRIAL_METRICS = ("loss", "heldout_loss", "step", "epoch", "train_wall_s")
+
+
+def check_scheduler_metric(spec: Any, eval_spec: Any) -> None:
+    """A scheduler ranks trials on a metric they report; Tune would otherwise fail the sweep at the first result.
+    Run after the evaluation data is loaded: task files add their metrics to the catalog."""
+    if spec.scheduler.name == "none":
+        return
+    from alignsweep.evaluators.benchmarks import METRIC_CATALOG
+
+    known = set(TRIAL_METRICS) | ({m.name for m in METRIC_CATALOG} if eval_spec is not None else set())
+    if spec.scheduler.metric.split("/", 1)[0] not in known:
+        raise InputError(f"scheduler.metric: {spec.scheduler.metric!r} is not a metric trials report (known: "
+                         f"{', '.join(sorted(known))}{'' if eval_spec is not None else '; evaluation is off'})")

@@ -53,6 +53,14 @@ class MethodGrid(BaseModel):
             value = [value]
         return plain_numbers(cls, value, info.field_name)
 
+    @field_validator("learning_rates")
+    @classmethod
+    def _positive_rates(cls, values: list[float] | None) -> list[float] | None:
+        """Like `training.learning_rates`: a grid of at least one value, each > 0."""
+        if values is not None and (not values or any(v <= 0 for v in values)):
+            raise ValueError(f"list at least one value, every value > 0 (got {values})")
+        return values
+
     def fixed(self) -> dict[str, Any]:
         """Settings that every trial of this method shares."""
         skip = set(self.grid_fields) | {"learning_rates"}
