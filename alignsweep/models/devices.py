@@ -93,6 +93,15 @@ def check_gpus_available(asked: float, field: str, facts: DeviceFacts | None = N
                          "run on a cluster with --address")
 
 
+def check_bf16_supported(field: str) -> None:
+    """bfloat16 asked for work on this machine's GPU: a pre-Ampere GPU has no bf16 (torch would emulate or fail)."""
+    import torch
+
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise InputError(f"{field}: bfloat16 asked, but {torch.cuda.get_device_name(0)} does not support it; use "
+                         "float32 (or fp16 mixed precision)")
+
+
 def _torch_index(gpu_id: str, visible: Sequence[str] | None) -> int:
     """Ray's GPU id as torch's index: its position in CUDA_VISIBLE_DEVICES when Ray set that (the
     default), else the id itself (`RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES`)."""

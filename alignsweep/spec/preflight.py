@@ -342,7 +342,7 @@ def check_classifier(ref: str, label_map: dict[str, str]) -> None:
 def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None:
     """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`.
     `local`: Ray runs on this machine (no --address), so its GPUs are the ones this process sees."""
-    from alignsweep.models.devices import check_gpus_available
+    from alignsweep.models.devices import check_bf16_supported, check_gpus_available
     from alignsweep.models.refs import resolve_model
 
     check_results_dir(sweep_dir)
@@ -360,7 +360,17 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
         check_evaluation_data(eval_spec)
     check_scheduler_metric(spec, eval_spec)
     if local:  # the machine last: a spec written for a GPU cluster still gets its file errors first
-        check_gpus_available(spec.resources.gpu, "resources.gpu")
+        asks = [("resources.gpu", spec.resources.gpu)]
+        if eval_spec is not None:
+            asks += [("evaluation.evaluators.resources.gpu", eval_spec.evaluators.resources.gpu),
+                     ("evaluation.safety.judge_resources.gpu", eval_spec.judge_resources("safety").gpu),
+                     ("evaluation.over_refusal.judge_resources.gpu", eval_spec.judge_resources("over_refusal").gpu)]
+        for field, gpus in asks:
+            check_gpus_available(gpus, field)
+        if spec.resources.gpu > 0:  # trials train on this machine's GPU: can it do bfloat16?
+            bf16 = [f"models[{i}].dtype" for i, m in enumerate(spec.models) if m.dtype == "bfloat16"]
+            for field in bf16 + (["training.precision"] if spec.training.precision == "bf16" else []):
+                check_bf16_supported(field)
 
 
 #: What every trial reports to Tune besides the evaluators' metrics (`trainables.peft_trial`).
