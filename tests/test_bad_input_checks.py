@@ -385,3 +385,20 @@ def test_method_learning_rates_must_be_positive(tmp_path: Path, capsys: pytest.C
     expect_bad_input(run_argv(path, tmp_path / "results"),
                      r"sweep.yaml:3: methods.lora.learning_rates: list at least one value, every value > 0 \(got \[0.0\]\)$",
                      tmp_path / "results", capsys)
+
+
+def test_query_with_empty_sql_or_an_output_folder_that_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    expect_bad_input(["query", str(tmp_path), "  "], r"^alignsweep: error: the SQL is empty \(the last argument\)",
+                     tmp_path, capsys)
+    expect_bad_input(["query", str(tmp_path), "SELECT 1", "--output", str(tmp_path / "no" / "x.csv")],
+                     r"--output '.*x.csv': folder '.*no' does not exist$", tmp_path, capsys)
+
+
+def test_report_of_a_sweep_whose_manifest_is_corrupt(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from alignsweep.store import write_manifest
+
+    sweep = tmp_path / "s"
+    write_manifest(str(sweep))
+    (sweep / "manifest.json").write_text("{not json")
+    expect_bad_input(["report", str(sweep), "--out", str(tmp_path / "report")],
+                     r"s/manifest.json: not valid JSON \(.*\); this sweep directory is damaged$", tmp_path, capsys)
