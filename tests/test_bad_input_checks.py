@@ -402,3 +402,27 @@ def test_report_of_a_sweep_whose_manifest_is_corrupt(tmp_path: Path, capsys: pyt
     (sweep / "manifest.json").write_text("{not json")
     expect_bad_input(["report", str(sweep), "--out", str(tmp_path / "report")],
                      r"s/manifest.json: not valid JSON \(.*\); this sweep directory is damaged$", tmp_path, capsys)
+
+
+def test_hub_model_not_in_the_cache_while_offline(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, a hub id loads from the local Hugging Face cache only (an empty HF_HOME here)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path, "someorg/some-model-7b"), results),
+                     r"model 'someorg/some-model-7b': not in the Hugging Face cache \(.*hf/hub\) and HF_HUB_OFFLINE is "
+                     r"set; download it first", results, capsys)
+
+
+@pytest.mark.parametrize("key", ["a\nb", "a\rb", "a\u2028b", "a\x85b"])
+def test_a_key_with_a_line_break_is_still_one_line(key: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Whatever the user's text quoted in an error holds, the error stays one line (the break is escaped)."""
+    import yaml
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "models": ["tiny:llama"], "methods": ["lora"],
+                                    "evaluation": {"evaluators": {key: None}}}))
+    expect_bad_input(run_argv(path, tmp_path / "results"), r"evaluation.evaluators.a\\.*b: Extra inputs are not permitted$",
+                     tmp_path / "results", capsys)

@@ -141,6 +141,7 @@ def run_checked(cli, argv: list[Any], watch: Path) -> Any:
 @example(path=("evaluation", "fairness", "prompt"), value="{context.x}")
 @example(path=("training", "dataset"), value="")
 @example(path=("seed",), value=-1)
+@example(path=("evaluation", "evaluators"), value={"\r": None})  # found by the thorough profile: two lines
 def test_any_tree_in_any_section_passes_every_check_or_is_one_line(cli, tmp_path_factory, path: tuple,
                                                                    value: Any) -> None:
     folder = tmp_path_factory.mktemp("spec")
@@ -314,6 +315,7 @@ def lora_dir(untrained_lora: str) -> str:
 @example(changes={"r": "x"}, dropped=[])
 @example(changes={"target_modules": ["nothing"]}, dropped=[])
 @example(changes={}, dropped=["peft_type"])
+@example(changes={"target_modules": False}, dropped=[])  # found by the thorough profile: TypeError
 def test_any_adapter_config_is_checked_before_loading_or_is_one_line(tmp_path_factory, lora_dir: str, changes: dict,
                                                                     dropped: list[str]) -> None:
     """An edited `adapter_config.json` of a real LoRA: either preflight refuses it in one line, or peft

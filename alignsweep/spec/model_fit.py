@@ -1,7 +1,7 @@
 """Spec values only the base model can judge, checked against each local base's files before Ray starts.
 
-Why here and not in the trial: a LoRA `target_modules` the architecture lacks, virtual tokens that push
-a sequence past the model's positions, or a precision the trial's device cannot train in, otherwise
+Why here and not in the trial: a LoRA `target_modules` the architecture lacks, or virtual tokens that push
+a sequence past the model's positions, otherwise
 fail minutes into a sweep as one trial traceback per grid point. Everything is read from the
 checkpoint's `config.json` and its safetensors headers (names and shapes of every weight), so no torch
 import and no weights are loaded; the same module table checks a saved adapter against the base it is
@@ -56,6 +56,8 @@ def check_targets(targets: Any, table: dict[str, tuple[int, ...]], what: str) ->
     """Every name in `targets` (peft's list of module-name suffixes, or one regex) names a linear layer."""
     if targets is None or targets == "all-linear" or not table:
         return
+    if not isinstance(targets, (str, list)):
+        raise InputError(f"{what}: must be a list of module names or one regular expression, not {targets!r:.40}")
     as_regex = isinstance(targets, str)
     for target in [targets] if as_regex else list(targets):
         try:
@@ -91,13 +93,6 @@ def check_sweep_fits(spec: Any, base_dir: str, config: dict[str, Any], ref: str)
             extra = f" + {virtual} virtual tokens" if virtual else ""
             raise InputError(f"training.max_seq_length: {length}{extra} is past the {limit} positions of model {ref!r} "
                              "(max_position_embeddings in its config.json)")
-
-
-def check_precision(spec: Any) -> None:
-    """A precision the trials' device can train in: fp16 mixed precision needs a GPU."""
-    if spec.training.precision == "fp16" and spec.resources.gpu == 0:
-        raise InputError("training.precision: fp16 needs a GPU and resources.gpu is 0 (trials run on the CPU); "
-                         "use bf16 or fp32, or ask for a GPU")
 
 
 def adapter_fits(adapter_dir: Path, config: dict[str, Any], base_dir: str, base_ref: str) -> None:

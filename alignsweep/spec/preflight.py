@@ -18,7 +18,8 @@ from typing import Any
 
 from alignsweep.errors import InputError
 from alignsweep.spec.weights import check_safetensors, check_weights
-from alignsweep.spec.model_fit import adapter_fits, check_precision, check_sweep_fits, wrong_typed_field
+from alignsweep.spec.machine import check_machine, check_precision
+from alignsweep.spec.model_fit import adapter_fits, check_sweep_fits, wrong_typed_field
 
 #: Free space a local results directory needs before a sweep starts (override: ALIGNSWEEP_MIN_FREE_MB).
 DEFAULT_MIN_FREE_MB = 256
@@ -75,12 +76,16 @@ def _check_bucket(uri: str) -> None:
 # ---------------------------------------------------------------- models
 
 
-def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False) -> None:
-    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template."""
+def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False,
+                hub: bool = True) -> None:
+    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template;
+    a hub id, offline, is in the cache (`hub=False`: the caller checks that later)."""
     from alignsweep.models.refs import resolve_model
 
     model = resolve_model(ref)
     if not model.is_local:
+        if hub:
+            check_hub_cached(ref)
         return
     folder = Path(model.path)
     cfg = _read_json(folder / "config.json", f"model path {ref!r}")
@@ -90,6 +95,19 @@ def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weigh
     _require_causal_lm(ref, cfg)
     check_weights(folder, what="model", allow_unsafe_weights=allow_unsafe_weights)
     _require_chat_template(ref, model.path, trust_remote_code)
+
+
+def check_hub_cached(ref: str) -> None:
+    """Offline (`HF_HUB_OFFLINE=1`), a hub id loads only from the local Hugging Face cache: it must be there."""
+    from alignsweep.models.refs import hub_offline
+
+    if not hub_offline():
+        return  # online, the download is where a missing or private repo is told
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
+        raise InputError(f"model {ref!r}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE "
+                         "is set; download it first, point HF_HOME at the cache that has it, or unset HF_HUB_OFFLINE")
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -342,14 +360,13 @@ def check_classifier(ref: str, label_map: dict[str, str]) -> None:
 def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None:
     """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`.
     `local`: Ray runs on this machine (no --address), so its GPUs are the ones this process sees."""
-    from alignsweep.models.devices import check_bf16_supported, check_gpus_available
     from alignsweep.models.refs import resolve_model
 
     check_results_dir(sweep_dir)
     check_precision(spec)
     for model in spec.models:
         check_model(model.ref, trust_remote_code=model.trust_remote_code,
-                    allow_unsafe_weights=model.allow_unsafe_weights)
+                    allow_unsafe_weights=model.allow_unsafe_weights, hub=False)
         base = resolve_model(model.ref)
         if base.is_local:
             check_sweep_fits(spec, base.path, _read_json(Path(base.path) / "config.json", f"model {model.ref!r}"),
@@ -360,17 +377,10 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
         check_evaluation_data(eval_spec)
     check_scheduler_metric(spec, eval_spec)
     if local:  # the machine last: a spec written for a GPU cluster still gets its file errors first
-        asks = [("resources.gpu", spec.resources.gpu)]
-        if eval_spec is not None:
-            asks += [("evaluation.evaluators.resources.gpu", eval_spec.evaluators.resources.gpu),
-                     ("evaluation.safety.judge_resources.gpu", eval_spec.judge_resources("safety").gpu),
-                     ("evaluation.over_refusal.judge_resources.gpu", eval_spec.judge_resources("over_refusal").gpu)]
-        for field, gpus in asks:
-            check_gpus_available(gpus, field)
-        if spec.resources.gpu > 0:  # trials train on this machine's GPU: can it do bfloat16?
-            bf16 = [f"models[{i}].dtype" for i, m in enumerate(spec.models) if m.dtype == "bfloat16"]
-            for field in bf16 + (["training.precision"] if spec.training.precision == "bf16" else []):
-                check_bf16_supported(field)
+        check_machine(spec, eval_spec)
+    for model in spec.models:
+        if not resolve_model(model.ref).is_local:
+            check_hub_cached(model.ref)
 
 
 #: What every trial reports to Tune besides the evaluators' metrics (`trainables.peft_trial`).
