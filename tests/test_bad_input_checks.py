@@ -209,6 +209,8 @@ def _header(text: bytes):
     (_edit("r", "x"), r"adapter_config.json: r must be a number \(got 'x'\)$"),
     (_edit("target_modules", ["nothing"]), r"adapter_config.json target_modules on 'tiny:llama': the base has no module "
                                            r"'nothing'"),
+    (_edit("r", 8), r"adapter_config.json says r 8, but base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight "
+                    r"has rank 4$"),
     (lambda a: (a / "adapter_config.json").write_text("[1]"), r"adapter_config.json is not a JSON object$"),
     (lambda a: (a / "adapter_model.safetensors").write_bytes(b""),
      r"adapter_model.safetensors: truncated or corrupt safetensors file \(shorter than its 8-byte header length\)$"),

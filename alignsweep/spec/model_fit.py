@@ -107,6 +107,10 @@ def adapter_fits(adapter_dir: Path, config: dict[str, Any], base_dir: str, base_
             if key == "prompt_embeddings" and hidden is not None and shape and shape[-1] != hidden:
                 raise InputError(f"{what} was made for another base shape: prompt embeddings of width {shape[-1]}, "
                                  f"base {base_ref!r} has hidden size {hidden}")
+            virtual = _int(config.get("num_virtual_tokens")) * max(1, _int(config.get("num_transformer_submodules")))
+            if key == "prompt_embeddings" and virtual and shape and shape[0] != virtual:
+                raise InputError(f"{what}: adapter_config.json says num_virtual_tokens {virtual}, but its prompt "
+                                 f"embeddings hold {shape[0]}")
             parts = _ADAPTER_PARTS.match(key)
             if not parts or not shape:
                 continue
@@ -119,6 +123,9 @@ def adapter_fits(adapter_dir: Path, config: dict[str, Any], base_dir: str, base_
             out_f, in_f = base_shape
             fits = {"lora_A": shape[-1] == in_f, "lora_B": shape[0] == out_f,
                     "lora_magnitude_vector": shape[0] == out_f, "ia3_l": max(shape) in (in_f, out_f)}[kind]
+            rank = _int(config.get("r"))
+            if kind == "lora_A" and rank and not config.get("rank_pattern") and shape[0] != rank:
+                raise InputError(f"{what}: adapter_config.json says r {rank}, but {key} has rank {shape[0]}")
             if not fits:
                 raise InputError(f"{what} was made for another base shape: {key} is {list(shape)}, "
                                  f"base {base_ref!r} has {module} of {in_f} → {out_f}")
@@ -146,3 +153,8 @@ def wrong_typed_field(config_class: type, values: dict[str, Any]) -> str | None:
             kinds = sorted({"a number" if a in (int, float) else a.__name__ for a in allowed})
             return f"{key} must be {' or '.join(kinds)} (got {value!r:.40})"
     return None
+
+
+def _int(value: Any) -> int:
+    """A config's count, or 0 where it is not a plain positive integer (the type check reports those)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
