@@ -32,6 +32,9 @@ def module_table(model_dir: str) -> dict[str, tuple[int, ...]]:
         for name, entry in _header(file).items():
             if name != "__metadata__" and name.endswith(".weight") and isinstance(entry, dict):
                 table[name.removesuffix(".weight")] = tuple(entry.get("shape") or ())
+    embed = next((shape for name, shape in table.items() if name.endswith("embed_tokens")), None)
+    if embed is not None and not any(name.endswith("lm_head") for name in table):
+        table["lm_head"] = embed  # tied word embeddings: the checkpoint stores no lm_head, the model has one
     return table
 
 
