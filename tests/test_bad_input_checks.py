@@ -428,3 +428,17 @@ def test_a_key_with_a_line_break_is_still_one_line(key: str, tmp_path: Path, cap
                                     "evaluation": {"evaluators": {key: None}}}))
     expect_bad_input(run_argv(path, tmp_path / "results"), r"evaluation.evaluators.a\\.*b: Extra inputs are not permitted$",
                      tmp_path / "results", capsys)
+
+
+def test_a_tied_lm_head_is_a_module_of_the_base(model_dir: Path) -> None:
+    """Tied embeddings: the checkpoint stores no lm_head.weight, yet `target_modules: [lm_head]` is good input."""
+    from safetensors.torch import load_file, save_file
+
+    from alignsweep.spec.model_fit import check_targets, module_table
+
+    weights = load_file(model_dir / "model.safetensors")
+    weights.pop("lm_head.weight", None)
+    save_file(weights, model_dir / "model.safetensors")
+    table = module_table(str(model_dir))
+    assert table["lm_head"] == table["model.embed_tokens"]
+    check_targets(["lm_head", "q_proj"], table, "methods.lora.target_modules")  # no error
