@@ -442,3 +442,11 @@ def test_a_tied_lm_head_is_a_module_of_the_base(model_dir: Path) -> None:
     table = module_table(str(model_dir))
     assert table["lm_head"] == table["model.embed_tokens"]
     check_targets(["lm_head", "q_proj"], table, "methods.lora.target_modules")  # no error
+
+
+def test_min_free_space_setting_that_is_not_a_number(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIGNSWEEP_MIN_FREE_MB", "lots")
+    results = tmp_path / "results"
+    expect_bad_input(run_argv(spec_file(tmp_path), results), r"ALIGNSWEEP_MIN_FREE_MB='lots': not a whole number of MiB$",
+                     results, capsys)

@@ -40,7 +40,7 @@ def _handle(args: argparse.Namespace) -> int:
     if fmt == "parquet" and not args.output:
         raise InputError("--format parquet needs --output FILE")
     if args.output:  # checked before the query runs: a directory there, or a folder that cannot hold it
-        from alignsweep.spec.preflight import check_results_dir
+        from alignsweep.spec.results_path import check_results_dir
 
         if Path(args.output).is_dir():
             raise InputError(f"--output {args.output!r}: is a directory; give a file name")

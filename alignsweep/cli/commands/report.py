@@ -17,7 +17,7 @@ def _handle(args: argparse.Namespace) -> int:
     from alignsweep.analysis.report import write_report
 
     if args.out is not None and "://" not in args.out:  # before anything is read: a file there, or no room
-        from alignsweep.spec.preflight import check_results_dir
+        from alignsweep.spec.results_path import check_results_dir
 
         check_results_dir(args.out)
     write_report(args.results_dir, args.out, seed=args.seed)
