@@ -450,3 +450,29 @@ def test_min_free_space_setting_that_is_not_a_number(tmp_path: Path, capsys: pyt
     results = tmp_path / "results"
     expect_bad_input(run_argv(spec_file(tmp_path), results), r"ALIGNSWEEP_MIN_FREE_MB='lots': not a whole number of MiB$",
                      results, capsys)
+
+
+def _laughs() -> str:
+    text, previous = "a: &a [" + ", ".join(["lol"] * 10) + "]\n", "a"
+    for name in "bcdefghi":
+        text += f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
+        previous = name
+    return text + "name: t\nmodels: [tiny:llama]\nmethods: {lora: {target_modules: *i}}\n"
+
+
+@pytest.mark.parametrize(("text", "pattern"), [
+    (_laughs(), r"sweep.yaml: its aliases expand to more than 100,000 values \(a YAML 'billion laughs'\)"),
+    ("name: t\nx: " + "[" * 5000 + "]" * 5000 + "\n", r"sweep.yaml: invalid YAML: nested too deep$"),
+    ("name: t\nseed: !!timestamp abc\n", r"sweep.yaml: invalid YAML: a tagged value cannot be built \("),
+    ("name: t\nseed: !!int abc\n", r"sweep.yaml: invalid YAML: a tagged value cannot be built \(invalid literal"),
+])
+def test_yaml_that_cannot_be_read_as_data(text: str, pattern: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    expect_bad_input(run_argv(path, tmp_path / "results"), pattern, tmp_path / "results", capsys)
+
+
+def test_an_override_whose_tag_cannot_be_built(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = [*run_argv(spec_file(tmp_path), tmp_path / "results"), "seed=!!int abc"]
+    expect_bad_input(argv, r"override 'seed=!!int abc': value '!!int abc' is not valid YAML$", tmp_path / "results",
+                     capsys)

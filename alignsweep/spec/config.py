@@ -367,7 +367,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> tuple[str, ...]:
         raise InputError(f"override {item!r}: empty field name in {key!r}")
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):  # `!!int x` too
         raise InputError(f"override {item!r}: value {text!r} is not valid YAML") from None
     target = raw
     for part in parts[:-1]:

@@ -25,14 +25,42 @@ def parse_document(path: Path | str, text: str) -> tuple[Any, Any]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{where}: invalid YAML: {problem}") from None
-    except (ValueError, TypeError, OverflowError) as exc:  # a tag whose value cannot be built (`!!int x`)
-        raise InputError(f"{path}: invalid YAML: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:  # a tag that cannot be built (`!!int x`)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path}: invalid YAML: a tagged value cannot be built ({first})") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid YAML: nested too deep") from None
+    if _expanded_size(node, {}) > MAX_VALUES:
+        raise InputError(f"{path}: its aliases expand to more than {MAX_VALUES:,} values (a YAML 'billion laughs'); "
+                         "write the values out")
     duplicate = _first_duplicate_key(node)
     if duplicate is not None:
         key, first, again = duplicate
         raise InputError(f"{path}:{again}: {key}: key given twice (first on line {first}); YAML would keep only "
                          "the last")
     return node, raw
+
+
+#: More values than any sweep spec holds, once aliases are expanded: validation would walk every copy.
+MAX_VALUES = 100_000
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values the document holds with every alias expanded (each node counted once, then reused)."""
+    if node is None:
+        return 0
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_VALUES + 1  # a node inside itself (`&a [*a]`) expands without end
+    children = ([v for pair in node.value for v in pair] if isinstance(node, yaml.MappingNode)
+                else node.value if isinstance(node, yaml.SequenceNode) else [])
+    total = 1
+    for child in children:
+        total += _expanded_size(child, memo)
+        if total > MAX_VALUES:
+            break
+    memo[id(node)] = total
+    return total
 
 
 def _first_duplicate_key(node: Any, prefix: str = "", seen_nodes: set[int] | None = None) -> tuple[str, int, int] | None:
