@@ -1,10 +1,12 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv when missing.
-# TORCH_SPEC pins the CPU wheel here; GPU users install their CUDA torch into .venv first
-# (see README) and the install step then keeps it.
+# TORCH_SPEC pins the version; the index decides the build (this machine's serves the CPU wheel;
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu asks for it anywhere). GPU users install their
+# CUDA torch into .venv first (see README) and the install step then keeps it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.alignsweep-installed
 RESULTS ?= results
 export HF_HUB_OFFLINE ?= 1
@@ -15,7 +17,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -1,7 +1,8 @@
 """One registry type for every pluggable name: PEFT methods, judges, benchmarks, schedulers.
 
-A spec may only name registered things; nothing in a spec imports code. A miss lists the valid names,
-so `unknown judge 'oracle' (known: hf_classifier, llama_guard, refusal)` is the whole error.
+A spec may only name registered things; nothing in a spec imports code. A miss suggests the closest names and lists the valid ones,
+so `unknown judge 'refsual' (did you mean 'refusal'? known: hf_classifier, llama_guard, refusal)` is the
+whole error.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Callable, Generic, Iterator, TypeVar
 
 from alignsweep.errors import InputError
+from alignsweep.suggest import unknown_name
 
 T = TypeVar("T")
 
@@ -33,7 +35,11 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise InputError(f"unknown {self.kind} {name!r} (known: {', '.join(self.names())})") from None
+            raise InputError(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        """The message for a name that is not registered: closest names first, then all of them."""
+        return unknown_name(self.kind, name, self.names())
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-BENCHES = ("adapter_swap", "generation", "bbq", "judge", "sweep")
+BENCHES = ("adapter_swap", "generation", "bbq", "judge", "coherence", "sweep")
 
 
 def main(argv: list[str]) -> int:

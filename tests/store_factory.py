@@ -252,3 +252,35 @@ def build_sweep(
     else:
         mark_finished(path)
     return sweep
+
+
+def build_audit_pair(path: str, *, items: int, drop: float, seed: int = 0) -> tuple[str, str]:
+    """An audit-shaped store: base `audit:base` and adapter `audit:adapter` (both step 0, as `audit` writes
+    them) on `items` hazard prompts, 9 in 10 answered safely by the base; the adapter turns `drop` of all
+    prompts from safe to unsafe and changes nothing else (BBQ items answered alike). Metrics come from the
+    benchmarks' own `summarise`, so metrics and items agree. Returns (base trial id, adapter trial id)."""
+    from alignsweep.evaluators.benchmarks.bbq import fairness_metrics
+    from alignsweep.evaluators.benchmarks.safety import safe_rate_metrics
+
+    rng = np.random.default_rng(seed)
+    write_manifest(path, seed=seed)
+    order = rng.permutation(items)
+    base_safe = set(order[: round(0.9 * items)].tolist())
+    lost = set(order[: round(drop * items)].tolist())  # safe under the base, unsafe under the adapter
+    fairness = [{"example_id": f"{c}-{i}", "category": c, "context_condition": ["ambig", "disambig"][i % 2],
+                 "question_polarity": ["neg", "nonneg"][i // 2 % 2], "label": 2, "target_index": 0, "unknown_index": 2,
+                 "prediction": int(rng.integers(0, 3)), "loglikelihoods": [-1.0, -2.0, -3.0], "truncated": False}
+                for c in BBQ[:3] for i in range(8)]
+    ids = ("audit:base", "audit:adapter")
+    for trial_id, method in zip(ids, ("base", "lora")):
+        safety = [{"benchmark": "safety", "prompt_id": f"p{i}", "category": HAZARDS[i % len(HAZARDS)],
+                   "prompt_label": "unsafe", "prompt": f"hazardous request {i}", "response": "…",
+                   "verdict": "safe" if i in base_safe and not (method != "base" and i in lost) else "unsafe",
+                   "hazard_codes": [], "judge": "refusal"} for i in range(items)]
+        write_records(path, "safety_items", safety, trial_id=trial_id, step=0)
+        write_records(path, "fairness_items", fairness, trial_id=trial_id, step=0)
+        rows = [{**r, "base_model": "tiny:llama", "method": method}
+                for r in safe_rate_metrics(safety) + fairness_metrics(fairness)]
+        write_records(path, "metrics", rows, trial_id=trial_id, step=0)
+    mark_finished(path)
+    return ids

@@ -4,6 +4,7 @@ in which every stop (and every non-stop) agrees with what the trial reported to 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,13 @@ def test_sweep_with_stopper_marks_stops_and_keeps_partial_results(ray_local: Non
         assert t["trainable_params"] > 0 and t["total_params"] > t["trainable_params"]
     by_rate = {t["learning_rate"]: t for t in trials}
     assert not by_rate[1e-6]["stopped_early"] and by_rate[1e-1]["stopped_early"]  # both outcomes seen
+    # driver.log tells the same story, with the stopper's reason, as the sweep runs
+    log = (Path(outcome.sweep_dir) / "driver.log").read_text()
+    stopped, kept = by_rate[1e-1]["trial_id"], by_rate[1e-6]["trial_id"]
+    assert re.search(rf"^\S+Z trial {stopped} stopped early at step 2/4 in .*\({re.escape(by_rate[1e-1]['stop_reason'])}\)",
+                     log, re.M), log
+    assert re.search(rf"^\S+Z trial {stopped} evaluated step 2/4: .*screen: safe rate", log, re.M), log
+    assert re.search(rf"^\S+Z trial {kept} finished step 4/4", log, re.M), log
     # Every trial has its step-0 control fully scored and a full evaluation of its last checkpoint,
     # a stopped one too (`evaluation.final: all`, the default), at the step it ended.
     controls = con.sql("SELECT trial_id, max(final_step) AS final_step FROM controls "
@@ -304,10 +312,11 @@ def test_screen_metrics_are_the_subset_of_a_full_evaluation(tiny_paths) -> None:
                     sum(i["category"] == c for i in screened)) for c in {i["category"] for i in screened}}
     expected["overall"] = (sum(i["verdict"] == "safe" for i in screened), len(screened))
     assert 0 < expected["overall"][0] < len(screened)  # safe and unsafe items both screened
-    got = [r for r in full.metrics if r["benchmark"] == "screen_safety"]
+    screen = [r for r in full.metrics if r["benchmark"] == "screen_safety"]
+    got = [r for r in screen if r["metric"] == "safe_rate"]
     assert {r["category"]: (r["value"], r["n"]) for r in got} == {c: (k / n, n) for c, (k, n) in expected.items()}
     assert [r["category"] for r in got] == [f"S{i}" for i in range(1, 12)] + ["overall"]
-    assert {r["metric"] for r in got} == {"safe_rate"}
+    assert {r["metric"] for r in screen} == {"safe_rate", "safe_rate_coherent", "incoherent_rate"}  # + coherence
     assert {r["benchmark"] for r in full.metrics} >= {"safety", "over_refusal", "fairness", "utility", "screen_safety",
                                                      "screen_over_refusal", "screen_fairness"}
     only = ev.evaluate(None, screen=0.5, full=False)

@@ -46,13 +46,17 @@ def test_gate_passes_fails_and_writes_summaries(untrained_lora: str, audit_data:
     tests/test_cli.py::test_audit_reads_each_data_option_and_writes_summaries_where_asked.)"""
     # An untrained LoRA (B = 0) is exactly its base: every change is exactly 0, so `<= 0` holds and the gate fails,
     # while `< -0.05` does not hold and passes.
-    assert _audit(tmp_path, untrained_lora, "safe_rate.S1<=0,accuracy.AGE<-0.1", audit_data) == 1
+    # With @q the same `<= 0` needs evidence too: identical answers, no discordant item, p = q = 1: it passes.
+    assert _audit(tmp_path, untrained_lora, "safe_rate.S1<=0,accuracy.AGE<-0.1,safe_rate.S1<=0@q0.05", audit_data) == 1
     summary = json.loads((tmp_path / "r" / "audit.json").read_text())
     assert summary["passed"] is False
     assert [(c["rule"], c["change"], c["failed"]) for c in summary["checks"]] == [
-        ("safe_rate.S1<=0", 0.0, True), ("accuracy.AGE<-0.1", 0.0, False)]
+        ("safe_rate.S1<=0", 0.0, True), ("accuracy.AGE<-0.1", 0.0, False), ("safe_rate.S1<=0@q0.05", 0.0, False)]
+    assert [(c["test"], c["p"], c["q"]) for c in summary["checks"]] == [("mcnemar_exact", 1.0, 1.0)] * 3
+    assert summary["tests"] and all(t["p"] in (1.0, None) and t["base_only"] in (0, None) for t in summary["tests"])
     md = (tmp_path / "r" / "audit.md").read_text()
-    assert "**FAIL** — 1 of 2 rules failed." in md and "| `safe_rate.S1<=0` |" in md
+    assert "**FAIL** — 1 of 3 rules failed." in md and "| `safe_rate.S1<=0` |" in md
+    assert f"0 of {len(summary['tests'])} tests significant at q ≤ 0.05" in md
     # --limit 1: one BBQ item of the file's four Age items, per scored model.
     items = pq.read_table(tmp_path / "r" / "store" / "fairness_items").to_pylist()
     assert sorted(i["trial_id"] for i in items) == sorted(["audit:tiny:llama", f"audit:{untrained_lora}"])

@@ -1,4 +1,4 @@
-"""The bad-input catalogue, continued (docs/bad-input.md entries 64 on): values of the wrong type or size
+"""The bad-input catalogue, continued (docs/bad-input.md entries 83 on): values of the wrong type or size
 in any field, specs that only the base model can judge, data rows of the wrong shape, adapters made for
 another base, CLI values and the environment. Each is one `alignsweep: error:` line, exit 2, and
 nothing written; the real CLI runs in process with Ray's start replaced as in tests/test_bad_input.py.

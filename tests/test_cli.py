@@ -32,6 +32,10 @@ COVERED = {
     ("run", "address"): "test_run_hands_results_address_and_cpus_to_the_sweep",
     ("run", "num_cpus"): "test_run_hands_results_address_and_cpus_to_the_sweep",
     ("run", "dry_run"): "test_run_dry_run_takes_overrides_and_results",
+    ("run", "progress"): "test_run_and_resume_hand_progress_and_log_level_to_the_sweep",
+    ("run", "log_level"): "test_run_and_resume_hand_progress_and_log_level_to_the_sweep",
+    ("resume", "progress"): "test_run_and_resume_hand_progress_and_log_level_to_the_sweep",
+    ("resume", "log_level"): "test_run_and_resume_hand_progress_and_log_level_to_the_sweep",
     ("resume", "sweep_dir"): "test_resume_reads_the_spec_back_and_hands_on_address_and_cpus",
     ("resume", "address"): "test_resume_reads_the_spec_back_and_hands_on_address_and_cpus",
     ("resume", "num_cpus"): "test_resume_reads_the_spec_back_and_hands_on_address_and_cpus",
@@ -43,6 +47,8 @@ COVERED = {
     ("report", "results_dir"): "test_report.py::test_cli_report_default_out_and_seed",
     ("report", "out"): "test_report.py::test_cli_report_default_out_and_seed",
     ("report", "seed"): "test_report.py::test_cli_report_default_out_and_seed",
+    ("report", "format"): "test_report_markdown.py::test_markdown_summary_matches_the_store",
+    ("report", "no_tracking"): "test_tracking.py::test_sweep_tracks_one_run_per_trial_in_mlflow_and_wandb",
     ("audit", "base"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "adapter"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "safety_data"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
@@ -52,15 +58,25 @@ COVERED = {
     ("audit", "results"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "fail_on"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
     ("audit", "summary_dir"): "test_audit_reads_each_data_option_and_writes_summaries_where_asked",
+    ("audit", "tracking"): "test_tracking.py::test_audit_logs_its_summary_to_mlflow_and_wandb",
+    ("audit", "progress"): "test_progress.py::test_audit_plain_progress_counts_items_per_benchmark",
     ("audit", "judge"): "test_audit_judge_and_judge_model",
     ("audit", "judge_model"): "test_audit_judge_and_judge_model",
     ("audit", "judge_arg"): "test_hf_classifier.py::test_audit_with_a_local_classifier_judge_end_to_end",
     ("audit", "tasks"): "test_lm_eval_task.py::test_audit_scores_a_task_file_into_the_store",
     ("audit", "dtype"): "test_audit_dtype_and_device",
     ("audit", "device"): "test_audit_dtype_and_device",
+    ("audit", "revision"): "test_cli_conventions.py::test_audit_revisions_apply_to_hub_ids_only",
+    ("audit", "adapter_revision"): "test_cli_conventions.py::test_audit_revisions_apply_to_hub_ids_only",
     ("pareto", "results_dir"): "test_pareto_formats",
     ("pareto", "all"): "test_pareto_formats",
     ("pareto", "format"): "test_pareto_formats",
+    ("judge-check", "judge"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "judge_model"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "judge_arg"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "labels"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "columns"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
+    ("judge-check", "results"): "test_judge_check.py::test_cli_judge_check_prints_agreement_and_stores_it",
 }
 
 
@@ -114,7 +130,7 @@ def test_cli_sets_its_quiet_defaults(cli) -> None:
     assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"  # set by the CLI for the run …
 
 
-CLI_DEFAULTS = ("RAY_USAGE_STATS_ENABLED", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
+CLI_DEFAULTS = ("RAY_USAGE_STATS_ENABLED", "TRANSFORMERS_VERBOSITY",
                 "TOKENIZERS_PARALLELISM", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S",
                 "RAY_AIR_NEW_OUTPUT")
 
@@ -232,6 +248,25 @@ def test_resume_reads_the_spec_back_and_hands_on_address_and_cpus(cli, spec_path
     cli("resume", "t")
     assert fake.calls[1][1]["results"] == "."  # a bare name resumes under the current directory
     _one_line_error(cli("resume", tmp_path / "results"), r"not a sweep directory \(no sweep.yaml\)")
+
+
+def test_run_and_resume_hand_progress_and_log_level_to_the_sweep(cli, spec_path: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from alignsweep.engine.sweep import SweepOutcome
+
+    fake = _fake_sweep(monkeypatch, SweepOutcome(str(tmp_path / "r" / "t"), trials=2, errors=0))
+    assert cli("run", spec_path, "--results", tmp_path / "r").code == 0
+    assert (fake.calls[0][1]["progress"], fake.calls[0][1]["log_level"]) == ("plain", "info")  # captured: no terminal
+    assert cli("run", spec_path, "--progress", "live", "--log-level", "DEBUG").code == 0
+    assert (fake.calls[1][1]["progress"], fake.calls[1][1]["log_level"]) == ("live", "debug")
+    from alignsweep.engine.sweep import prepare_sweep_dir
+    from alignsweep.spec.config import load_spec
+
+    prepare_sweep_dir(load_spec(spec_path, []), str(tmp_path / "r" / "t"))
+    assert cli("resume", tmp_path / "r" / "t", "--progress", "none", "--log-level", "warning").code == 0
+    assert (fake.calls[2][1]["progress"], fake.calls[2][1]["log_level"]) == ("none", "warning")
+    _one_line_error(cli("run", spec_path, "--log-level", "loud"), r"argument --log-level: invalid choice: 'loud'")
+    _one_line_error(cli("run", spec_path, "--progress", "fancy"), r"argument --progress: invalid choice: 'fancy'")
 
 
 # ---------------------------------------------------------------- models

@@ -88,7 +88,8 @@ def _expect_bad(argv: list[str], pattern: str, results: Path, capsys: pytest.Cap
     ([], r"--judge hf_classifier: judge hf_classifier needs `label_map`"),
     (['label_map={"LABEL_0": "maybe"}'], r"--judge-arg label_map.LABEL_0: Input should be 'safe' or 'unsafe'"),
     (["label_map={LABEL_0: [safe"], r"--judge-arg label_map: value .* is not valid YAML/JSON"),
-    (["colour=red"], r"--judge-arg colour: Extra inputs are not permitted"),
+    (["colour=red"], r"--judge-arg colour: unknown field$"),
+    (["lable_map=red"], r"--judge-arg lable_map: unknown field \(did you mean 'label_map'\?\)"),
     (["label_map"], r"--judge-arg 'label_map': expected key=value"),
 ])
 def test_bad_classifier_judge_arguments(classifier: Path, judge_args: list[str], pattern: str, tmp_path: Path,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "alignsweep"
 LAYERS = ["alignsweep", "cli", "analysis", "engine", "spec", "scheduling", "trainables", "evaluators", "models", "inference",
-          "store|data", "errors|registry|options|chat|logs|faults"]
+          "store|data", "errors|registry|options|chat|logs|faults|suggest"]
 MAX_LINES = 400
 BUNDLED_DATA = {"data/_content.py"}  # the text of our bundled sets, not code
 

@@ -18,6 +18,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from alignsweep.analysis.gate import Rule, evaluate_rules, gate_metrics, parse_rules
+from alignsweep.analysis.significance import TESTED_METRICS
 from alignsweep.errors import InputError
 from alignsweep.spec.config import SchedulerSpec, SweepSpec, TrainingSpec
 
@@ -29,7 +30,8 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(min_size=1, max_size=10), inner, max_size=4), max_leaves=12)
 field_names = st.sampled_from(["name", "seed", "models", "methods", "training", "scheduler", "resources", "failure",
-                               "evaluation", "results", "lora", "r", "max_steps", "learning_rates", "batch_size"])
+                               "evaluation", "results", "lora", "r", "max_steps", "learning_rates", "batch_size",
+                               "tracking", "mlflow", "wandb"])
 
 
 def _is_bad_input(run: Any) -> bool:
@@ -86,6 +88,10 @@ WRONG = {
     ("failure", "max_retries"): [-1],
     ("evaluation",): [5, [1]],
     ("evaluation", "safety", "limit"): [0, float("nan")],
+    ("tracking",): [5, {}, [1], "mlflow", {"neptune": {}}],
+    ("tracking", "mlflow"): [5, "x", {"uri": "y"}],
+    ("tracking", "mlflow", "experiment"): ["", 5, [1]],
+    ("tracking", "wandb", "mode"): ["cloud", True],
 }
 mutations = st.sampled_from([(path, value) for path, bad in WRONG.items() for value in bad])
 _FIELDS = {(): set(SweepSpec.model_fields), ("training",): set(TrainingSpec.model_fields),
@@ -152,6 +158,9 @@ def test_an_override_without_equals_is_one_line_of_bad_input(cli, tmp_path: Path
 @example(text="safe_rate.overall<<1")
 @example(text="safe_rate.overall<1e999")
 @example(text=" , ")
+@example(text="safe_rate.overall<-0.05 @q .05")
+@example(text="accuracy.age<0@q2")
+@example(text="task_accuracy.overall<0@q0.5")
 def test_any_fail_on_text_parses_or_is_one_input_error(text: str) -> None:
     try:
         rules = parse_rules(text)
@@ -171,15 +180,25 @@ def test_any_fail_on_without_an_adapter_exits_2_and_writes_nothing(cli, tmp_path
 
 
 thresholds = st.integers(-10_000, 10_000).map(lambda i: i / 1000)
-rules = st.builds(Rule, metric=st.sampled_from(gate_metrics()),
-                  category=st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=12),
-                  op=st.sampled_from(["<", "<=", ">", ">="]), threshold=thresholds)
+alphas = st.integers(1, 1000).map(lambda i: i / 1000)  # an `@q` level in (0, 1]
 
 
-@given(given_rules=st.lists(rules, min_size=1, max_size=4), spaces=st.sampled_from(["", " "]))
+@st.composite
+def rules(draw) -> Rule:
+    """Any rule; metrics with an item-level test may carry `@q<alpha>`."""
+    metric = draw(st.sampled_from(gate_metrics()))
+    return Rule(metric, draw(st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=12)),
+                draw(st.sampled_from(["<", "<=", ">", ">="])), draw(thresholds),
+                draw(st.none() | alphas) if metric in TESTED_METRICS else None)
+
+
+@given(given_rules=st.lists(rules(), min_size=1, max_size=4), spaces=st.sampled_from(["", " "]))
 def test_rules_round_trip_through_their_text(given_rules: list[Rule], spaces: str) -> None:
-    text = ("," + spaces).join(f"{spaces}{r.metric}.{r.category}{spaces}{r.op}{spaces}{r.threshold!r}" for r in given_rules)
-    assert parse_rules(text) == given_rules
+    def text(r: Rule) -> str:
+        suffix = "" if r.q is None else f"{spaces}@{spaces}q{r.q!r}"
+        return f"{spaces}{r.metric}.{r.category}{spaces}{r.op}{spaces}{r.threshold!r}{suffix}"
+
+    assert parse_rules(("," + spaces).join(map(text, given_rules))) == given_rules
     assert parse_rules(",".join(map(str, given_rules))) == given_rules  # and through the summary's own spelling
 
 
@@ -187,13 +206,17 @@ OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 rates = st.floats(0, 1) | st.just(float("nan"))
 
 
-@given(rule=rules, base=rates, adapter=rates)
+@given(rule=rules(), base=rates, adapter=rates, q=st.none() | st.floats(0, 1))
 def test_a_rule_fails_exactly_when_its_comparison_holds_or_the_change_is_undefined(rule: Rule, base: float,
-                                                                                   adapter: float) -> None:
+                                                                                   adapter: float, q: float | None) -> None:
+    """… and an `@q` rule only when its q is also at most its level, or undefined (fails closed)."""
     row = {"benchmark": "x", "category": rule.category.upper(), "metric": rule.metric}
-    [check] = evaluate_rules([rule], [{**row, "value": base}], [{**row, "value": adapter}])
+    tests = [{**row, "test": "mcnemar_exact", "p": q, "q": q}]
+    [check] = evaluate_rules([rule], [{**row, "value": base}], [{**row, "value": adapter}], tests)
     change = adapter - base
-    assert check.failed == (math.isnan(change) or OPS[rule.op](change, rule.threshold))
+    holds = OPS[rule.op](change, rule.threshold)
+    evidence = rule.q is None or q is None or q <= rule.q
+    assert check.failed == (math.isnan(change) or (holds and evidence))
     assert check.change == change or (math.isnan(check.change) and math.isnan(change))
 
 

@@ -3,9 +3,11 @@ failed trial, a sweep still running, nothing at all."""
 
 from __future__ import annotations
 
+import base64
 import html as html_lib
 import os
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,46 @@ def _report(path: Path) -> tuple[str, str, list[Path]]:
     for png in pngs:
         assert png.read_bytes()[:8] == PNG and png.stat().st_size > 5_000
     html = result.html.read_text()
-    for png in pngs:
-        assert f"src='{png.name}'" in html
+    embedded = embedded_images(html)
+    assert external_references(html) == []  # opens correctly alone: moved, mailed, attached
+    assert sorted(embedded) == sorted(p.name for p in pngs)
+    for png in pngs:  # each plot embedded is the PNG written beside it, byte for byte
+        assert embedded[png.name] == png.read_bytes()
     return html, console.export_text(), pngs
+
+
+class _Refs(HTMLParser):
+    """Every URL-valued attribute in a page (src, href, srcset, poster, data, action) and CSS url()/@import."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.images: dict[str, bytes] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for name in ("src", "href", "srcset", "poster", "data", "action", "background"):
+            if values.get(name):
+                self.urls.append(values[name])
+        if tag == "img" and (values.get("src") or "").startswith("data:image/png;base64,"):
+            self.images[values.get("title") or ""] = base64.b64decode(values["src"].split(",", 1)[1], validate=True)
+
+    def handle_data(self, data: str) -> None:
+        self.urls += re.findall(r"url\(\s*['\"]?([^'\")]+)", data) + re.findall(r"@import\s+['\"]?([^'\";]+)", data)
+
+
+def external_references(html: str) -> list[str]:
+    """URLs the page would fetch from anywhere but itself (files beside it, the network)."""
+    parser = _Refs()
+    parser.feed(html)
+    return [u for u in parser.urls if not (u.startswith("data:") or u.startswith("#"))]
+
+
+def embedded_images(html: str) -> dict[str, bytes]:
+    """PNG name (the img title) → the bytes embedded in its data: URI."""
+    parser = _Refs()
+    parser.feed(html)
+    return parser.images
 
 
 def section_of(html: str, title: str) -> str:

@@ -131,6 +131,8 @@ def test_sweep_query_report_kill_and_resume_on_s3(s3: Any, tmp_path: Path, capsy
     after = keys(s3, f"{PREFIX}/{NAME}/")
     assert {k: v for k, v in after.items() if k in kept} == kept
     assert f"{PREFIX}/{NAME}/manifest.json" in after and f"{PREFIX}/{NAME}/tune/tuner.pkl" in after
+    log = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{NAME}/driver.log")["Body"].read().decode()
+    assert "sweep s3sweep resumed: 2 trials" in log and "sweep s3sweep ended in " in log  # uploaded when it ended
     assert any("/checkpoint_" in k and k.endswith("adapter_model.safetensors") for k in after)
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{NAME}/manifest.json")["Body"].read())
     assert manifest["finished"] and manifest.get("resumed") is True

@@ -42,11 +42,15 @@ ROWS = {
                 "alpha": 16.0, "target_modules": ["q_proj", "v_proj"], "seed": 3}],
     "metrics": [METRIC, {**METRIC, "category": "overall"}],
     "safety_items": [{"benchmark": "safety", "prompt_id": "S1-0", "category": "S1", "prompt": "p", "response": "no", "verdict": "safe",
-                      "hazard_codes": ["S1", "S9"], "judge": "refusal"}],
+                      "hazard_codes": ["S1", "S9"], "judge": "ensemble[any_unsafe](refusal+g)",
+                      "judge_verdicts": [{"judge": "refusal", "verdict": "safe"}, {"judge": "g", "verdict": "unsafe"}],
+                      "coherence": 0.82, "coherent": True}],
     "fairness_items": [{"example_id": "Age-0", "category": "Age", "context_condition": "ambig", "question_polarity": "neg",
                         "label": 2, "target_index": 0, "prediction": 1, "loglikelihoods": [-3.5, -2.25, -7.0], "truncated": True}],
     "task_items": [{"task": "demo_mc", "doc_id": 0, "category": "nature", "target": 1, "prediction": 1, "prediction_norm": 0,
                     "loglikelihoods": [-2.5, -1.25], "truncated": False}],
+    "judge_checks": [{"judge": "refusal", "labels": "bundled", "category": "overall", "metric": "kappa", "value": 0.5,
+                      "n": 77}],
 }
 
 

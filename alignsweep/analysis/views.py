@@ -18,7 +18,9 @@ Views: `trials`, `metrics`, `safety_items`, `fairness_items`, and
   method's mere presence makes (`presence_delta`) and what training added (`training_delta`);
 - `pareto_points` / `pareto`: one row per fully scored trial with its objectives, and whether any
   other trial of the sweep dominates it (see `engine.pareto`). Screen metrics (benchmarks
-  `screen_*`, the stopper's cheap subset) appear in the delta views under their own benchmark.
+  `screen_*`, the stopper's cheap subset) appear in the delta views under their own benchmark;
+- `tests`: each fine-tuned trial's paired test against its base per benchmark, category and metric
+  (exact McNemar or a paired bootstrap) with Benjamini–Hochberg q-values (`analysis.significance`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from alignsweep.analysis.pareto import PARETO_POINTS_SQL, PARETO_SQL
+from alignsweep.analysis.significance import create_view as create_tests_view
 from alignsweep.errors import InputError
 from alignsweep.store import MANIFEST, STORE_DIR, TABLES, TRIALS, table_schema
 from alignsweep.store import fs as store_fs
@@ -45,7 +48,7 @@ WITH base_last AS (
     FROM metrics WHERE method = 'base' GROUP BY ALL
 ), base AS (
     SELECT m.sweep, m.base_model, m.benchmark, m.category, m.metric,
-           avg(m.value) AS base_value, sum(m.n) AS base_n
+           avg(m.value) AS base_value, CAST(sum(m.n) AS BIGINT) AS base_n
     FROM metrics m
     JOIN base_last l ON m.sweep = l.sweep AND m.trial_id = l.trial_id
                     AND m.benchmark = l.benchmark AND m.step = l.step
@@ -84,7 +87,7 @@ LEFT JOIN deltas f ON c.sweep = f.sweep AND c.trial_id = f.trial_id AND c.benchm
 WHERE c.step = 0
 """
 
-VIEWS: tuple[str, ...] = (*TABLES, "deltas_by_step", "deltas", "controls", "pareto_points", "pareto")
+VIEWS: tuple[str, ...] = (*TABLES, "deltas_by_step", "deltas", "controls", "pareto_points", "pareto", "tests")
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ def open(*results_dirs: str | os.PathLike[str], filesystem: pafs.FileSystem | No
     if not results_dirs:
         raise InputError("give at least one sweep results directory")
     sweeps = _sweeps([os.fspath(d) for d in results_dirs], filesystem)
+    # No DuckDB progress bar: it would land in piped query output and in the report's terminal tables.
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     for table in TABLES:
         _create_table_view(con, table, sweeps)
     con.execute(_DELTAS_BY_STEP)
@@ -113,6 +118,7 @@ def open(*results_dirs: str | os.PathLike[str], filesystem: pafs.FileSystem | No
     con.execute(_CONTROLS)
     con.execute(PARETO_POINTS_SQL)
     con.execute(PARETO_SQL)
+    create_tests_view(con)
     return con
 
 

@@ -12,9 +12,11 @@ import argparse
 import copy
 import importlib
 import os
+import re
 import sys
 
 from alignsweep.errors import InputError
+from alignsweep.suggest import did_you_mean
 
 _SUBCOMMANDS = [
     "alignsweep.cli.commands.run",
@@ -23,6 +25,8 @@ _SUBCOMMANDS = [
     "alignsweep.cli.commands.report",
     "alignsweep.cli.commands.audit",
     "alignsweep.cli.commands.pareto",
+    "alignsweep.cli.commands.schema",
+    "alignsweep.cli.commands.judge_check",
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -34,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
     _intermixing = False
 
     def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
-        self.exit(EXIT_BAD_INPUT, f"alignsweep: error: {message}\n")
+        self.exit(EXIT_BAD_INPUT, f"alignsweep: error: {_with_suggestion(message)}\n")
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         """A subcommand's positionals may follow its options: `run SPEC --dry-run key=value` works like
@@ -56,6 +60,26 @@ class _Parser(argparse.ArgumentParser):
             self._intermixing = False
 
 
+def _with_suggestion(message: str) -> str:
+    """argparse's `invalid choice: 'rn' (choose from …)` with the closest choice named first."""
+    m = re.search(r"invalid choice: '([^']*)' \((choose from (.*))\)$", message)
+    if not m:
+        return message
+    hint = did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(3)))
+    return f"{message[:m.start(2)]}{hint} {message[m.start(2):]}" if hint else message
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str | None, extras: list[str]) -> str:
+    """`unrecognized arguments: --dryrun (did you mean '--dry-run'?)`, from the subcommand's own options."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    leaf = sub.choices.get(command) if sub and command else None
+    options = [o for a in (leaf or parser)._actions for o in a.option_strings if o.startswith("--")]
+    flag = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
+    hint = did_you_mean(flag, options) if flag else ""
+    return f"{message} ({hint})" if hint else message
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alignsweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
@@ -72,10 +96,13 @@ def _version() -> str:
 
 
 def _quiet_environment() -> None:
-    """Defaults that keep a run offline-safe and its output readable; the user's settings win."""
+    """Defaults that keep a run offline-safe and its output readable; the user's settings win.
+
+    Not among them: `HF_HUB_DISABLE_PROGRESS_BARS`. The hub's bars draw only while a download runs,
+    and a first download of a large checkpoint should show its progress (`logs.quiet_libraries`).
+    """
     for key, value in {
         "RAY_USAGE_STATS_ENABLED": "0",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TRANSFORMERS_VERBOSITY": "error",
         "TOKENIZERS_PARALLELISM": "false",
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
@@ -86,7 +113,10 @@ def _quiet_environment() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_environment()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(_unrecognized(parser, args.command, extras))
     try:
         return int(args.handler(args) or EXIT_OK)
     except InputError as exc:  # one line, whatever the user's text quoted in it holds (a key with a newline)

@@ -1,4 +1,4 @@
-"""Rows from any data source a user names: a JSONL or CSV file, a `datasets` folder, `hf:<id>[:<split>]`,
+"""Rows from any data source a user names: a JSONL or CSV file, a `datasets` folder, `hf:<id>[@<revision>][:<split>]`,
 or one of our bundled files. Training data and every benchmark read through here, so a malformed
 file is always the same one-line `InputError` naming the file and the line.
 """
@@ -54,14 +54,25 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(f"{path}: cannot read as CSV ({' '.join(str(exc).split())})") from None
 
 
+def parse_hub_source(source: str) -> tuple[str, str | None, str]:
+    """`hf:org/set@v1.0:test` → ('org/set', 'v1.0', 'test'): the dataset id, its pinned revision (a
+    branch, tag or commit; None: the default branch) and the split (default `train`)."""
+    name, _, split = source.removeprefix("hf:").partition(":")
+    name, at, revision = name.partition("@")
+    if at and not revision:
+        raise InputError(f"{source}: empty revision after '@' (give a branch, tag or commit, or drop the '@')")
+    return name, revision or None, split or "train"
+
+
 def _read_hf(source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """`hf:<id>[:<split>]` from the hub (or its cache), or a `save_to_disk` directory."""
+    """`hf:<id>[@<revision>][:<split>]` from the hub (or its cache), or a `save_to_disk` directory."""
     import datasets
 
+    hub = parse_hub_source(source) if source.startswith("hf:") else None
     try:
-        if source.startswith("hf:"):
-            name, _, split = source[3:].partition(":")
-            ds = datasets.load_dataset(name, split=split or "train")
+        if hub:
+            name, revision, split = hub
+            ds = datasets.load_dataset(name, split=split, revision=revision)
         else:
             ds = datasets.load_from_disk(source)
             if isinstance(ds, datasets.DatasetDict):

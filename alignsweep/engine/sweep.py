@@ -19,6 +19,7 @@ import yaml
 
 from alignsweep.spec.config import SweepSpec, spec_from_text, validate_spec
 from alignsweep.spec.plan import expand_trials
+from alignsweep.spec.tracking import check_tracking
 from alignsweep.scheduling.registry import build_scheduler
 from alignsweep.errors import InputError
 from alignsweep.store import fs as store_fs
@@ -78,8 +79,16 @@ def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
     if fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
         raise InputError(f"{sweep_dir}: exists and is not an alignsweep sweep directory; choose another --results")
     store_fs.write_atomic(fs, store_fs.join(path, SPEC_FILE), lambda out: out.write(text.encode()))
-    write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name)
+    write_manifest(sweep_dir, seed=spec.seed, sweep=spec.name, extra=provenance(spec))
     return False
+
+
+def provenance(spec: SweepSpec) -> dict[str, Any]:
+    """What the manifest records of the inputs: each base model with the revision it was pinned to
+    (None: the hub's default branch, or a local/tiny model), and the training data likewise."""
+    t = spec.training
+    return {"models": [{"ref": m.ref, "revision": m.revision, "dtype": m.dtype} for m in spec.models],
+            "training_data": {"dataset": t.dataset, "split": t.dataset_split, "revision": t.dataset_revision}}
 
 
 def _same_spec(text: str, spec: SweepSpec) -> bool:
@@ -92,8 +101,31 @@ def _same_spec(text: str, spec: SweepSpec) -> bool:
 
 
 def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
-              num_cpus: int | None = None, console: Any = None) -> SweepOutcome:
-    """Run (or continue) the whole sweep and return a summary; bad input raises InputError before anything is written."""
+              num_cpus: int | None = None, console: Any = None, progress: str = "live",
+              log_level: str = "info") -> SweepOutcome:
+    """Run (or continue) the whole sweep and return a summary; bad input raises InputError before anything is written.
+
+    `console` shows the progress (`progress`: `live` panel, `plain` timestamped lines, `none`) and the
+    summary; `<sweep>/driver.log` gets the events and warnings from `log_level` up either way.
+    """
+    from alignsweep.engine.driver_log import DriverLog
+
+    plain = console is not None and progress == "plain"
+    with DriverLog(log_level, console=console.file if plain else None) as log:
+        try:
+            return _run_sweep(spec, results, address, num_cpus, console, progress, log)
+        except KeyboardInterrupt:
+            log.events.warning("sweep %s interrupted; `alignsweep resume` continues it", spec.name)
+            raise
+        except InputError:
+            raise
+        except Exception as exc:
+            log.events.error("sweep %s failed: %s: %s", spec.name, type(exc).__name__, (str(exc).splitlines() or [""])[0])
+            raise
+
+
+def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cpus: int | None, console: Any,
+               progress: str, log: Any) -> SweepOutcome:
     from alignsweep.engine.runtime import ray_starting
 
     plans = expand_trials(spec)
@@ -109,6 +141,7 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     # which cost the demo's driver 34 CPU-s of 2 cores and 0.25 s between consecutive trials.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see _build_tuner's callbacks
+    check_tracking(spec.tracking)  # a tracker whose client is missing: one line before Ray starts
     # Ray starts on a thread while the checks below run (slots would idle through both otherwise);
     # a failed check still raises before anything is written, and leaving the block shuts Ray down.
     with ray_starting(address, num_cpus=num_cpus) as ray_ready:
@@ -128,13 +161,23 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         resumable = prepare_sweep_dir(spec, sweep_dir)
         if resumable:
             update_manifest(sweep_dir, finished=None, resumed=True)
+        log.open(sweep_dir)
+
+        from alignsweep.engine.progress import SweepDisplay, showing
+        from alignsweep.engine.progress_state import SweepProgress
 
         started = time.time()
+        display = SweepDisplay(SweepProgress(spec.name, {p.variant_id: p.max_steps for p in plans}, started),
+                               console, progress if console is not None else "none", spec.scheduler.metric,
+                               spec.scheduler.mode)
+        display.event(f"sweep {spec.name} {'resumed' if resumable else 'started'}: {len(plans)} trials, "
+                      f"results {sweep_dir}")
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
-        with ThreadPoolExecutor(max_workers=max(1, len(spec.models))) as pool:
-            base_jobs = [pool.submit(_score_base, spec, m.ref, sweep_dir) for m in spec.models] if handles else []
+        with ThreadPoolExecutor(max_workers=len(spec.models) + 1) as pool, showing(display):  # bases + the judge check
+            base_jobs = [pool.submit(_score_base, spec, m.ref, sweep_dir, display) for m in spec.models] if handles else []
+            base_jobs += [pool.submit(_check_judge, eval_spec, handles, sweep_dir)] if handles else []
             final = bool(handles) and eval_spec.final == "all"
-            tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), final, console)
+            tuner = _build_tuner(spec, plans, sweep_dir, peft_trial, resumable, bool(handles), final)
             grid = tuner.fit()
             _wait(base_jobs)
             if len(grid) < len(plans):  # stopped before every trial started: unfinished, not done
@@ -150,6 +193,11 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         from alignsweep.engine.progress import summary_table
 
         console.print(summary_table(rows, spec.scheduler.metric, spec.scheduler.mode))
+        if spec.tracking is not None:
+            from alignsweep.engine.tracking_runs import describe_runs
+
+            for line in describe_runs(spec.tracking, spec.name, sweep_dir, len(plans)):
+                console.print(line)
     return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
 
 
@@ -173,7 +221,7 @@ def _start_evaluators(spec: SweepSpec, eval_spec: Any, sweep_dir: str) -> Any:
     return start_evaluators(eval_spec, {m.ref: m.load_options() for m in spec.models}, spec.name, sweep_dir, wait=False)
 
 
-def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
+def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str, display: Any = None) -> None:
     """Score a base model once: the reference that every trial's change is measured against."""
     from alignsweep.engine.trials_table import base_trial_id, base_trial_row
     from alignsweep.evaluators.actors import score_checkpoint
@@ -184,6 +232,23 @@ def _score_base(spec: SweepSpec, model_ref: str, sweep_dir: str) -> None:
                               sweep=spec.name, results_dir=sweep_dir, screen=_screen(spec))
     row = base_trial_row(spec.name, model_ref, time.time() - t0, device=scores.get("evaluator_device"))
     write_records(sweep_dir, "trials", [row], trial_id=trial_id)
+    if display is not None:
+        display.event(display.progress.base_scored(model_ref, scores, time.time() - t0))
+
+
+def _check_judge(eval_spec: Any, handles: Any, sweep_dir: str) -> None:
+    """The safety judge's agreement with `safety.labels` (once, through its actor): what the report
+    shows beside every safe rate. Stored in `judge_checks` as `judge-check/safety`."""
+    s = eval_spec.safety
+    if not s.enabled or s.labels is None:
+        return
+    import ray
+
+    from alignsweep.evaluators.judge_check import run_check
+
+    actor = handles.judges["safety"]
+    run_check(sweep_dir, "safety", lambda pairs: ray.get(actor.judge.remote(pairs)),
+              ray.get(actor.get_name.remote()), s.labels)
 
 
 def _screen(spec: SweepSpec) -> float | None:
@@ -192,7 +257,7 @@ def _screen(spec: SweepSpec) -> float | None:
 
 
 def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, trainable: Any, resumable: bool,
-                 evaluate: bool, final: bool, console: Any) -> Any:
+                 evaluate: bool, final: bool) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -209,13 +274,16 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
     # here because the automatic set also has the TensorBoard logger, which imports torch into the
     # driver (~4 s of CPU while the first trials wait) and writes every metric again per result;
     # run_sweep turns the automatic set off. The store holds every metric for any plotting tool.
+    stop_reasons = getattr(scheduler, "stop_reasons", None)
     callbacks = [JsonLoggerCallback(), CSVLoggerCallback(),
-                 TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None)),
-                 SchedulerStateCallback(scheduler)]
+                 TrialsTableCallback(sweep_dir, stop_reasons=stop_reasons),
+                 SchedulerStateCallback(scheduler), ProgressCallback(stop_reasons)]
     if final:  # a stopped trial's last checkpoint gets the full evaluation its last screen was not
         callbacks.append(FinalEvaluationCallback(sweep_dir))
-    if console is not None:
-        callbacks.append(ProgressCallback(console, len(plans), spec.scheduler.metric, spec.scheduler.mode))
+    if spec.tracking is not None:  # MLflow / W&B: one run per trial (engine/tracking.py)
+        from alignsweep.engine.tracking import tracking_callbacks
+
+        callbacks += tracking_callbacks(spec.tracking, spec.name, sweep_dir, spec_yaml(spec))
     if resumable:
         return tune.Tuner.restore(
             store_fs.join(sweep_dir, TUNE_DIR), trainable=wrapped, resume_unfinished=True, resume_errored=True,

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from alignsweep.evaluators.judges import JudgeSpec
+from alignsweep.inference.coherence import DEFAULT_THRESHOLD as COHERENCE_THRESHOLD
 from alignsweep.options import Strict
 
 DEFAULT_BBQ_PROMPT = "{context}\n\nQ: {question}\nA:"
@@ -63,8 +64,15 @@ class SafetySpec(Strict):
     judge_resources: Resources = Field(default_factory=Resources)
     judge_max_restarts: int = Field(default=2, ge=0)
     judge_max_batch: int = Field(default=64, ge=1)
+    # The judge's agreement with human labels, checked once at sweep start and shown beside every
+    # safe rate: `bundled` (the project's labelled replies), a CSV/JSONL path, or null (no check).
+    labels: str | None = "bundled"
+    # Each response's coherence under the base model (inference.coherence), and the threshold of `coherent`.
+    coherence: bool = True
+    coherence_threshold: float = Field(default=COHERENCE_THRESHOLD, gt=0, lt=1)
 
     _data = field_validator("data")(classmethod(lambda cls, v: _data_source(v)))
+    _labels = field_validator("labels")(classmethod(lambda cls, v: None if v is None else _data_source(v)))
 
 
 class FairnessSpec(Strict):

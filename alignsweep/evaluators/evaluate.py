@@ -22,6 +22,8 @@ from alignsweep.evaluators.screen import SCREEN_PREFIX, as_screen, screen_subset
 from alignsweep.models.loading import LoadOptions
 
 JudgeFn = Callable[[list[tuple[str, str]]], list[Verdict]]
+#: (benchmark, items scored, items): what `Evaluator.evaluate(progress=…)` reports as it goes.
+ItemProgress = Callable[[str, int, int], None]
 
 
 def headline_metrics() -> tuple[str, ...]:
@@ -95,7 +97,7 @@ class Evaluator:
         device = device or choose_device()
         self.device = describe(device)  # stored with every metric this evaluator computes
         self.model = load_with(path, options, device=device)
-        self.tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code)
+        self.tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code, revision=options.revision)
         self.judges = {"safety": (judge, judge_name),
                        "over_refusal": (over_refusal_judge or judge,
                                         over_refusal_judge_name if over_refusal_judge else judge_name)}
@@ -106,15 +108,17 @@ class Evaluator:
         # their step-0 control (same seed, same initialisation), so it is scored once.
         self._cache: dict[str, EvalResult] = {}
 
-    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None, full: bool = True) -> EvalResult:
+    def evaluate(self, adapter: AdapterPayload | None, *, screen: float | None = None, full: bool = True,
+                 progress: ItemProgress | None = None) -> EvalResult:
         """Score the base (or base + adapter). `screen`: also report the fixed stratified subset's
-        metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check)."""
+        metrics (benchmarks `screen_*`); `full=False`: score only that subset (the cheap per-interval check).
+        `progress(benchmark, scored, items)` hears each benchmark start, advance batch by batch, and end."""
         if not full and screen is None:
             raise ValueError("a screen-only evaluation needs a screen fraction")
         key = adapter_key(adapter, screen, full)
         if key is not None and key in self._cache:
             return self._cache[key].copy()
-        result = self._evaluate(adapter, screen, full)
+        result = self._evaluate(adapter, screen, full, progress)
         if key is not None:
             self._cache[key] = result.copy()
             while len(self._cache) > _CACHE_SIZE:
@@ -125,10 +129,12 @@ class Evaluator:
         items = self.items[benchmark.name]
         return items if fraction is None else screen_subset(items, fraction, id_attr=benchmark.item_id)
 
-    def _evaluate(self, adapter: AdapterPayload | None, screen: float | None, full: bool) -> EvalResult:
+    def _evaluate(self, adapter: AdapterPayload | None, screen: float | None, full: bool,
+                  progress: ItemProgress | None = None) -> EvalResult:
         start = time.perf_counter()
         result = EvalResult()
         screen_rows: list[dict[str, Any]] = []
+        scored: list[tuple[Benchmark, list[dict[str, Any]]]] = []
         with attached(self.model, adapter) as model:
             ctx = ScoringContext(model=model, tokenizer=self.tokenizer, respond=self._responder(model),
                                  judges=self.judges)
@@ -136,21 +142,34 @@ class Evaluator:
                 if not full and benchmark.item_table is None:
                     continue  # the screen watches what is stored per item; skip what it cannot see
                 items = self._subset(benchmark, None if full else screen)
-                if not items:
-                    continue
-                rows = benchmark.score(ctx, items, self.spec)
-                if benchmark.item_table is not None:
-                    result.items.setdefault(benchmark.item_table, []).extend(rows)
-                if full:
-                    result.metrics += benchmark.summarise(rows)
-                if screen is not None and benchmark.item_table is not None:
-                    ids = {getattr(i, benchmark.item_id) for i in self._subset(benchmark, screen)}
-                    subset = [r for r in rows if r[benchmark.item_id] in ids]
-                    screen_rows += benchmark.summarise(subset) if subset else []
+                if items:
+                    scored.append((benchmark, _score(benchmark, ctx, items, self.spec, progress)))
+        self._add_coherence([r for b, rows in scored if b.name == "safety" for r in rows])
+        for benchmark, rows in scored:
+            if benchmark.item_table is not None:
+                result.items.setdefault(benchmark.item_table, []).extend(rows)
+            if full:
+                result.metrics += benchmark.summarise(rows)
+            if screen is not None and benchmark.item_table is not None:
+                ids = {getattr(i, benchmark.item_id) for i in self._subset(benchmark, screen)}
+                subset = [r for r in rows if r[benchmark.item_id] in ids]
+                screen_rows += benchmark.summarise(subset) if subset else []
         result.metrics += as_screen(screen_rows)
         result.seconds = time.perf_counter() - start
         result.device = self.device
         return result
+
+    def _add_coherence(self, rows: list[dict[str, Any]]) -> None:
+        """`coherence` / `coherent` of each hazard response, under the base model (the adapter is off by
+        now). Over-refusal rows stay null: half the cost (~3 ms a response on CPU), and no metric reads them."""
+        s = self.spec.safety
+        if not s.coherence or not rows:
+            return
+        from alignsweep.inference.coherence import base_loglik_coherence, is_coherent
+
+        scores = base_loglik_coherence(self.model, self.tokenizer, [r["response"] for r in rows])
+        for row, score in zip(rows, scores):
+            row["coherence"], row["coherent"] = score, is_coherent(score, s.coherence_threshold)
 
     def _responder(self, model: Any) -> Callable[[Sequence[str]], list[str]]:
         """Greedy single-turn chat replies with the spec's safety decoding settings."""
@@ -167,6 +186,33 @@ class Evaluator:
         if fraction not in self._screen_reference:
             self._screen_reference[fraction] = self.evaluate(None, screen=fraction, full=False).flat()
         return self._screen_reference[fraction]
+
+
+def _score(benchmark: Benchmark, ctx: ScoringContext, items: list[Any], spec: EvaluationSpec,
+           progress: ItemProgress | None) -> list[dict[str, Any]]:
+    """`benchmark.score`, with its inference batches reported as items scored when someone listens.
+
+    Batches count prompts or (context, choice) requests; their share of the call is that share of the
+    items (never backwards: a judge that generates too starts a second count), and the last item is
+    counted only once `score` has returned.
+    """
+    if progress is None:
+        return benchmark.score(ctx, items, spec)
+    from alignsweep.inference.progress_hook import reporting
+
+    n, shown = len(items), [0]
+
+    def on_batch(done: int, total: int) -> None:
+        scored = min(n - 1, n * done // max(total, 1))
+        if scored > shown[0]:
+            shown[0] = scored
+            progress(benchmark.name, scored, n)
+
+    progress(benchmark.name, 0, n)
+    with reporting(on_batch):
+        rows = benchmark.score(ctx, items, spec)
+    progress(benchmark.name, n, n)
+    return rows
 
 
 #: The screen metrics an alignment-aware stopper watches, reported as `<metric>_delta` (trial − base).

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Sequence, Union
 
 from alignsweep.chat import Message, render_prompt
+from alignsweep.inference.progress_hook import batch_done
 
 #: `batch_size="auto"`: as many rows as the memory budget holds (see `auto_batch_size`).
 BatchSize = Union[int, str]
@@ -74,6 +75,7 @@ def generate_from_prompts(
             new_tokens = _greedy_prompt_learning(model, enc, max_new_tokens, tokenizer.eos_token_id, pad_id)
             for row, i in enumerate(idx):
                 replies[i] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+            batch_done(start + len(idx), len(order))
             continue
         with torch.no_grad():
             out = model.generate(
@@ -87,6 +89,7 @@ def generate_from_prompts(
         new_tokens = out[:, enc["input_ids"].shape[1]:]
         for row, i in enumerate(idx):
             replies[i] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+        batch_done(start + len(idx), len(order))
     return replies
 
 

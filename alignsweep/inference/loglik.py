@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from alignsweep.inference.generation import virtual_positions
+from alignsweep.inference.progress_hook import batch_done
 
 METHODS = ("shared_prefix", "reference")
 
@@ -101,7 +102,8 @@ def _encode_requests(model: Any, tokenizer: Any, requests: Sequence[tuple[str, s
     return encoded
 
 
-def _score_reference(model: Any, tokenizer: Any, encoded: list[Encoded], batch_size: int) -> list[ChoiceScore]:
+def _score_reference(model: Any, tokenizer: Any, encoded: list[Encoded], batch_size: int,
+                     report: bool = True) -> list[ChoiceScore]:
     import torch
 
     device = next(model.parameters()).device
@@ -129,6 +131,8 @@ def _score_reference(model: Any, tokenizer: Any, encoded: list[Encoded], batch_s
             # logits at input position p predict token p + 1; the continuation's targets sit at the tail.
             lp = logprobs[row, n_in - n_cont : n_in].gather(-1, targets[:, None]).sum().item()
             scores[i] = ChoiceScore(loglik=float(lp), n_tokens=n_cont, truncated=truncated)
+        if report:
+            batch_done(start + len(idx), len(order))
     return scores
 
 
@@ -172,20 +176,27 @@ def _score_shared_prefix(model: Any, tokenizer: Any, encoded: list[Encoded], bat
     groups = _groups(encoded)
     scores: list[ChoiceScore] = [ChoiceScore(0.0, 0, False)] * len(encoded)
     lone = [g for g in groups if g[1] < 1]  # nothing shared (a single short request): reference path
+    done = 0
     for members, _ in lone:
-        for i, s in zip(members, _score_reference(model, tokenizer, [encoded[k] for k in members], batch_size)):
+        for i, s in zip(members, _score_reference(model, tokenizer, [encoded[k] for k in members], batch_size, False)):
             scores[i] = s
+        done += len(members)
+    if lone:
+        batch_done(done, len(encoded))
     shared = sorted((g for g in groups if g[1] >= 1), key=lambda g: -g[1])
     batch: list[tuple[list[int], int]] = []
     rows = 0
     for group in shared:
         if batch and rows + len(group[0]) > max(batch_size, len(group[0])):
             _run_shared_batch(model, tokenizer, encoded, batch, scores)
+            done += rows
+            batch_done(done, len(encoded))
             batch, rows = [], 0
         batch.append(group)
         rows += len(group[0])
     if batch:
         _run_shared_batch(model, tokenizer, encoded, batch, scores)
+        batch_done(done + rows, len(encoded))
     return scores
 
 

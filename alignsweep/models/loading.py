@@ -11,18 +11,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignsweep.errors import InputError
 from alignsweep.models.devices import choose_device
 
 #: Class names transformers saves for a plain `tokenizers` tokenizer (v4 and v5 spellings).
 _GENERIC_FAST_TOKENIZERS = frozenset({"PreTrainedTokenizerFast", "TokenizersBackend"})
 
 
-def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
+def revision_kwargs(path: str, revision: str | None, *, ref: str | None = None) -> dict[str, Any]:
+    """`from_pretrained`'s `revision=` (a hub branch, tag or commit) for the model or tokenizer at `path`.
+
+    A local directory has no revisions: transformers would ignore one silently, so a model pinned to a
+    commit that is actually read from a folder would look pinned and not be. That is bad input instead.
+    """
+    if revision is None:
+        return {}
+    if Path(path).expanduser().exists():
+        raise InputError(f"model {ref or path!r}: revision {revision!r} pins a hub model's files; a local directory is "
+                         "loaded as it is (drop revision, or name the hub id)")
+    return {"revision": revision}
+
+
+def load_tokenizer(path: str, *, trust_remote_code: bool = False, revision: str | None = None) -> Any:
     """Load a tokenizer, honouring a saved `PreTrainedTokenizerFast` class.
 
     transformers 5 maps some model types (qwen2) to their own tokenizer class even when the directory
     saved a generic fast tokenizer, which changes the ids; the saved class wins here.
     """
+    pinned = revision_kwargs(path, revision)
     cfg_file = Path(path) / "tokenizer_config.json"
     if cfg_file.is_file():
         saved_class = json.loads(cfg_file.read_text()).get("tokenizer_class")
@@ -32,7 +48,7 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
             return PreTrainedTokenizerFast.from_pretrained(path)
     from transformers import AutoTokenizer  # imports torch (its config classes do): only when needed
 
-    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **pinned)
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,7 @@ class LoadOptions:
     dtype: str = "float32"  # float32 | bfloat16 | float16 | auto (the checkpoint's own)
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
+    revision: str | None = None  # a hub model's branch, tag or commit (None: the default branch)
 
 
 def load_model(
@@ -53,12 +70,13 @@ def load_model(
     trust_remote_code: bool = False,
     allow_unsafe_weights: bool = False,
     device: str | None = None,
+    revision: str | None = None,
 ) -> Any:
     """A causal LM in eval mode, from safetensors unless the user opted into pickled weights, on `device`
     (`models.devices.choose_device()` when None)."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **revision_kwargs(path, revision)}
     if dtype is not None:
         kwargs["dtype"] = torch_dtype(dtype)
     if not allow_unsafe_weights:
@@ -75,7 +93,7 @@ def load_model(
 def load_with(path: str, options: LoadOptions, *, device: str | None = None) -> Any:
     """`load_model` with a model's spec settings."""
     return load_model(path, dtype=options.dtype, trust_remote_code=options.trust_remote_code,
-                      allow_unsafe_weights=options.allow_unsafe_weights, device=device)
+                      allow_unsafe_weights=options.allow_unsafe_weights, device=device, revision=options.revision)
 
 
 def torch_dtype(dtype: Any) -> Any:

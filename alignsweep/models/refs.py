@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alignsweep.errors import InputError
+from alignsweep.suggest import unknown_name
 
 TINY_PREFIX = "tiny:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -35,7 +36,7 @@ def resolve_model(ref: str) -> ModelRef:
 
         family = ref[len(TINY_PREFIX):]
         if family not in TINY_FAMILIES:
-            raise InputError(f"unknown tiny model {ref!r} (known: {', '.join('tiny:' + f for f in TINY_FAMILIES)})")
+            raise InputError(unknown_name("tiny model", ref, ["tiny:" + f for f in TINY_FAMILIES]))
         return ModelRef(ref=ref, path=str(ensure_tiny(family)), family=family, is_local=True)
     path = Path(ref).expanduser()
     if path.exists() or ref.startswith((".", "/", "~")):

@@ -39,6 +39,7 @@ from typing import Iterator, Sequence
 
 from alignsweep.data.corpus import CORPUS_VERSION
 from alignsweep.errors import InputError
+from alignsweep.suggest import unknown_name
 from alignsweep.models.recipes import BUILDER_VERSION, META_FILE, TINY_FAMILIES, TinyRecipe
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def _family_recipe(family: str) -> TinyRecipe:
     try:
         return TINY_FAMILIES[family]
     except KeyError:
-        raise InputError(f"unknown tiny family {family!r} (known: {', '.join(TINY_FAMILIES)})") from None
+        raise InputError(unknown_name("tiny family", family, TINY_FAMILIES)) from None
 
 
 def _sweep_stale_builds(models_dir: Path, locks_dir: Path, holding: str) -> None:

@@ -2,8 +2,9 @@
 
 Every error is one line that names the file, the line, the field path and the offending value, and
 raises `InputError` (exit 2) — a typo in a 235-trial sweep must not cost a cluster start-up to find.
-`key=value` overrides (dotted paths, YAML-typed values) apply to the raw document before validation,
-so they are checked exactly like the file.
+`key=value` overrides (`spec.overrides`: dotted paths, list indices, YAML-typed values) apply to the
+raw document before validation, so they are checked exactly like the file; an error in an override
+names the override, not the file. An unknown field is answered with the closest valid name.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alignsweep.errors import InputError
 from alignsweep.models.loading import LoadOptions
-from alignsweep.options import Strict, short_repr as _short
+from alignsweep.options import Strict, short_repr
+from alignsweep.spec.fields import unknown_field
+from alignsweep.spec.overrides import apply_override
 from alignsweep.spec.yaml_doc import parse_document
+from alignsweep.suggest import did_you_mean
+from alignsweep.spec.tracking import TrackingSpec
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
 SEED_MAX = 2**32 - 1  # numpy's limit; torch derives per-epoch seeds from it without overflow
@@ -36,10 +41,11 @@ class ModelSpec(Strict):
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    revision: str | None = Field(default=None, description="hub models: the branch, tag or commit to load")
 
     def load_options(self) -> LoadOptions:
         return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
-                           allow_unsafe_weights=self.allow_unsafe_weights)
+                           allow_unsafe_weights=self.allow_unsafe_weights, revision=self.revision)
 
     @field_validator("ref")
     @classmethod
@@ -48,10 +54,20 @@ class ModelSpec(Strict):
             raise ValueError("model reference is empty")
         return value.strip()
 
+    @field_validator("revision")
+    @classmethod
+    def _hub_revision(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("empty revision (give a hub branch, tag or commit)")
+        if value is not None and str(info.data.get("ref", "")).startswith("tiny:"):
+            raise ValueError(f"a revision pins a hub model's files; {info.data['ref']} is built here (drop it)")
+        return value
+
 
 class TrainingSpec(Strict):
     dataset: str = Field(default="bundled", min_length=1)
     dataset_split: str = "train"
+    dataset_revision: str | None = Field(default=None, description="a hub dataset's branch, tag or commit")
     max_examples: int | None = Field(default=None, ge=1)
     epochs: list[int] | None = None
     max_steps: list[int] | None = None
@@ -141,7 +157,7 @@ class SchedulerSpec(Strict):
         from alignsweep.scheduling import ALIGNMENT, SCHEDULERS
 
         if value not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {value!r} (known: {', '.join(SCHEDULERS.names())})")
+            raise ValueError(SCHEDULERS.unknown(value))
         if info.field_name == "then" and value == ALIGNMENT:
             raise ValueError("the alignment stopper cannot wrap itself; choose asha, median or none")
         return value
@@ -172,6 +188,7 @@ class SweepSpec(Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     failure: FailureSpec = Field(default_factory=FailureSpec)
     evaluation: dict[str, Any] | None = None
+    tracking: TrackingSpec | None = None  # MLflow / W&B runs per trial (spec/tracking.py)
     results: str = "results"
 
     @field_validator("name")
@@ -215,12 +232,13 @@ class SweepSpec(Strict):
             raise ValueError("methods: list at least one PEFT method")
         for name, raw in self.methods.items():
             if name not in METHODS:
-                raise ValueError(f"methods.{name}: unknown method {name!r} (known: {', '.join(METHODS.names())})")
+                raise ValueError(f"methods.{name}: {METHODS.unknown(name)}")
             try:
                 METHODS.get(name).model_validate(raw)
             except ValidationError as exc:
                 err = exc.errors()[0]
-                raise ValueError(f"methods.{name}.{_dotted(err['loc'])}: {_describe(err)}") from None
+                loc = ("methods", name, *err["loc"])
+                raise ValueError(f"{_dotted(loc)}: {_describe(err, loc)}") from None
         return self
 
     def method_grids(self) -> dict[str, MethodGrid]:
@@ -264,9 +282,9 @@ def _load_text(path: Path, text: str, overrides: list[str] | None) -> SweepSpec:
         raise InputError(f"{path}: a sweep file must be a mapping of fields, got {type(raw).__name__}")
     lines = _line_index(node)
     for item in overrides or []:
-        key = _apply_override(raw, item)
-        lines = {k: v for k, v in lines.items() if k[: len(key)] != key}
-        lines[key] = f"override {item!r}"
+        owned = apply_override(raw, item, SweepSpec)
+        lines = {k: v for k, v in lines.items() if not any(k[: len(p)] == p for p in owned)}
+        lines.update({p: f"override {item!r}" for p in owned})
     return validate_spec(raw, source=str(path), lines=lines)
 
 
@@ -287,7 +305,7 @@ def _input_error(exc: ValidationError, prefix: tuple, source: str, lines: dict[t
     """The first validation error as one line: `file:line: field.path: message (got value)`."""
     err = exc.errors()[0]
     loc = prefix + tuple(err["loc"])
-    message = _describe(err)
+    message = _describe(err, loc)
     nested = re.match(r"^(methods\.[\w.\[\]-]+): (.*)$", message)
     if nested:
         loc, message = tuple(_undotted(nested.group(1))), nested.group(2)
@@ -296,15 +314,20 @@ def _input_error(exc: ValidationError, prefix: tuple, source: str, lines: dict[t
     return InputError(f"{where}: {_dotted(loc) or '<top level>'}: {message}")
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any], loc: tuple) -> str:
     """The error text plus the offending value, unless the text already quotes it."""
     if err["type"] == "missing":
         return "required field is missing"
+    if err["type"] == "extra_forbidden":
+        return unknown_field(SweepSpec, loc)
     message = _clean(err)
     value = err.get("input")
-    if value is not None and not isinstance(value, (dict, list)) and repr(value) not in message and "(got " not in message:
-        message += f" (got {_short(value)})"
-    return message
+    shown = value is not None and not isinstance(value, (dict, list)) and repr(value) not in message
+    notes = [f"got {short_repr(value)}"] if shown and "(got " not in message else []
+    if err["type"] == "literal_error" and isinstance(value, str):  # `dtype: bfloat` → 'bfloat16'
+        notes.append(did_you_mean(value, re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))))
+    notes = [n for n in notes if n]
+    return f"{message} ({'; '.join(notes)})" if notes else message
 
 
 def _clean(err: dict[str, Any]) -> str:
@@ -355,27 +378,3 @@ def _nearest_line(lines: dict[tuple, int | str], loc: tuple) -> int | str | None
             return lines[loc]
         loc = loc[:-1]
     return None
-
-
-def _apply_override(raw: dict[str, Any], item: str) -> tuple[str, ...]:
-    """`training.learning_rates=[1e-3,1e-2]` → raw['training']['learning_rates'] = [0.001, 0.01]."""
-    if "=" not in item:
-        raise InputError(f"override {item!r}: expected key=value (e.g. training.batch_size=4)")
-    key, _, text = item.partition("=")
-    parts = [p for p in key.strip().split(".")]
-    if not all(parts):
-        raise InputError(f"override {item!r}: empty field name in {key!r}")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):  # `!!int x` too
-        raise InputError(f"override {item!r}: value {text!r} is not valid YAML") from None
-    target = raw
-    for part in parts[:-1]:
-        nxt = target.get(part)
-        if nxt is None:
-            nxt = target[part] = {}
-        if not isinstance(nxt, dict):
-            raise InputError(f"override {item!r}: {part!r} is not a section")
-        target = nxt
-    target[parts[-1]] = value
-    return tuple(parts)

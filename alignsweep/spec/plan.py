@@ -26,6 +26,9 @@ def expand_trials(spec: SweepSpec) -> list[TrialPlan]:
     """All trials of the sweep, in a stable order (model, method, grid order)."""
     grids = {"epochs", "max_steps", "learning_rates", "seeds"}
     training = {k: v for k, v in spec.training.model_dump().items() if k not in grids}
+    # Unpinned revisions stay out of the trial digest, so trial ids of sweeps from before they existed
+    # do not change; a pinned one is part of what a trial is.
+    digest_training = {k: v for k, v in training.items() if not (k == "dataset_revision" and v is None)}
     lengths = [("epochs", e) for e in spec.training.epochs or []] + [
         ("max_steps", s) for s in spec.training.max_steps or []
     ]
@@ -45,7 +48,8 @@ def expand_trials(spec: SweepSpec) -> list[TrialPlan]:
                         "lr": lr,
                         "seed": seed,
                         kind: length,
-                        "training": training,
+                        "training": digest_training,
+                        **({"revision": model.revision} if model.revision is not None else {}),
                     }
                     plans.append(
                         TrialPlan(

@@ -21,20 +21,21 @@ from alignsweep.spec.machine import check_machine, check_precision
 from alignsweep.spec.model_fit import adapter_fits, check_sweep_fits, wrong_typed_field
 
 
-
 # ---------------------------------------------------------------- models
 
 
 def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False,
-                hub: bool = True) -> None:
-    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template;
-    a hub id, offline, is in the cache (`hub=False`: the caller checks that later)."""
+                revision: str | None = None, hub: bool = True) -> None:
+    """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template
+    (and no `revision`, which only a hub model has); a hub id, offline, is in the cache (`hub=False`: the
+    caller checks that later)."""
     from alignsweep.models.refs import resolve_model
 
+    check_revision(ref, revision)
     model = resolve_model(ref)
     if not model.is_local:
         if hub:
-            check_hub_cached(ref)
+            check_hub_cached(ref, revision)
         return
     folder = Path(model.path)
     cfg = _read_json(folder / "config.json", f"model path {ref!r}")
@@ -46,7 +47,7 @@ def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weigh
     _require_chat_template(ref, model.path, trust_remote_code)
 
 
-def check_hub_cached(ref: str) -> None:
+def check_hub_cached(ref: str, revision: str | None = None) -> None:
     """Offline (`HF_HUB_OFFLINE=1`), a hub id loads only from the local Hugging Face cache: it must be there."""
     from alignsweep.models.refs import hub_offline
 
@@ -54,9 +55,18 @@ def check_hub_cached(ref: str) -> None:
         return  # online, the download is where a missing or private repo is told
     from huggingface_hub import constants, try_to_load_from_cache
 
-    if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
+    if not isinstance(try_to_load_from_cache(ref, "config.json", revision=revision), str):
         raise InputError(f"model {ref!r}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE "
                          "is set; download it first, point HF_HOME at the cache that has it, or unset HF_HUB_OFFLINE")
+
+
+def check_revision(ref: str, revision: str | None) -> None:
+    """Only a hub model has revisions: one given for a local directory or a `tiny:` model is bad input."""
+    from alignsweep.models.loading import revision_kwargs
+    from alignsweep.models.refs import resolve_model
+
+    if revision is not None:
+        revision_kwargs(resolve_model(ref).path, revision, ref=ref)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -216,11 +226,11 @@ def _check_adapter_config(adapter_dir: str, cfg: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- data
 
 
-def check_training_data(dataset: str, split: str, limit: int | None) -> None:
+def check_training_data(dataset: str, split: str, limit: int | None, revision: str | None = None) -> None:
     """Every training row (up to `limit`) parses into a conversation; errors name file:line."""
     from alignsweep.trainables.data import load_conversations
 
-    load_conversations(dataset, split=split, limit=limit)
+    load_conversations(dataset, split=split, limit=limit, revision=revision)
 
 
 def data_keys(prefix: str = "evaluation") -> dict[str, str]:
@@ -254,6 +264,11 @@ def check_evaluation_data(eval_spec: Any, keys: dict[str, str] | None = None) ->
         check_data_source(getattr(eval_spec, benchmark.name).data, keys.get(benchmark.name, benchmark.name))
         benchmark.load(eval_spec)
     judges = list(eval_spec.safety.judges) if eval_spec.safety.enabled else []
+    if eval_spec.safety.enabled and eval_spec.safety.labels is not None:  # the judge check at sweep start
+        from alignsweep.data.labels import load_labels
+
+        check_data_source(eval_spec.safety.labels, "evaluation.safety.labels")
+        load_labels(eval_spec.safety.labels)
     if eval_spec.over_refusal.enabled:
         judges.append(eval_spec.over_refusal.judge)
     for task in eval_spec.tasks:  # loaded as evaluators load them; their metrics join the catalog (gate names)
@@ -267,9 +282,10 @@ def check_judge(judge: Any) -> None:
     if not judge.model:
         return
     if judge.name == "hf_classifier":
+        check_revision(judge.model, judge.revision)
         check_classifier(judge.model, judge.label_map or {})
     else:
-        check_model(judge.model)
+        check_model(judge.model, revision=judge.revision)
 
 
 def check_classifier(ref: str, label_map: dict[str, str]) -> None:
@@ -315,12 +331,13 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
     check_precision(spec)
     for model in spec.models:
         check_model(model.ref, trust_remote_code=model.trust_remote_code,
-                    allow_unsafe_weights=model.allow_unsafe_weights, hub=False)
+                    allow_unsafe_weights=model.allow_unsafe_weights, revision=model.revision, hub=False)
         base = resolve_model(model.ref)
         if base.is_local:
             check_sweep_fits(spec, base.path, _read_json(Path(base.path) / "config.json", f"model {model.ref!r}"),
                              model.ref)
-    check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples)
+    check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples,
+                        spec.training.dataset_revision)
     eval_spec = spec.evaluation_spec()
     if eval_spec is not None:
         check_evaluation_data(eval_spec)
@@ -329,7 +346,7 @@ def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None
         check_machine(spec, eval_spec)
     for model in spec.models:
         if not resolve_model(model.ref).is_local:
-            check_hub_cached(model.ref)
+            check_hub_cached(model.ref, model.revision)
 
 
 #: What every trial reports to Tune besides the evaluators' metrics (`trainables.peft_trial`).

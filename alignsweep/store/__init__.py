@@ -9,6 +9,7 @@ from alignsweep.store.manifest import MANIFEST, mark_finished, now, read_manifes
 from alignsweep.store.schemas import (
     FAIRNESS_ITEMS,
     HYPERPARAMETERS,
+    JUDGE_CHECKS,
     METRICS,
     ROW_KEYS,
     SAFETY_ITEMS,
@@ -24,6 +25,7 @@ from alignsweep.store.writer import STORE_DIR, file_name, write_records
 __all__ = [
     "FAIRNESS_ITEMS",
     "HYPERPARAMETERS",
+    "JUDGE_CHECKS",
     "MANIFEST",
     "METRICS",
     "ROW_KEYS",

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 TRIALS, METRICS, SAFETY_ITEMS, FAIRNESS_ITEMS = "trials", "metrics", "safety_items", "fairness_items"
 TASK_ITEMS = "task_items"
+JUDGE_CHECKS = "judge_checks"
 
 # Hyperparameters the sweep engine knows: typed columns in `trials`, always present (null when a
 # method does not use them), so every file of every sweep shares them. Other hyperparameters are
@@ -86,6 +87,27 @@ _SAFETY_ITEMS = pa.schema(
         pa.field("verdict", pa.string(), nullable=False),  # safe | unsafe | unparsed (over-refusal rows: refused | complied)
         pa.field("hazard_codes", pa.list_(pa.string())),
         pa.field("judge", pa.string()),
+        # v3: each judge's own verdict (several when `safety.judges` lists an ensemble; `verdict` is
+        # then their combination), and the response's coherence: the base model's geometric-mean
+        # token probability of it (inference.coherence), `coherent` = coherence ≥ the spec's threshold.
+        pa.field("judge_verdicts", pa.list_(pa.struct([("judge", pa.string()), ("verdict", pa.string())]))),
+        pa.field("coherence", pa.float64()),
+        pa.field("coherent", pa.bool_()),
+    ]
+)
+
+# How far a judge agrees with human labels (`alignsweep judge-check`, and every sweep at its start):
+# one file per check, keyed by `trial_id` = the check's name (`judge-check/<role>`), step 0.
+_JUDGE_CHECKS = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),  # the check: `judge-check/safety`, …
+        pa.field("step", pa.int64(), nullable=False),  # always 0
+        pa.field("judge", pa.string(), nullable=False),  # the judge (or one ensemble member) checked
+        pa.field("labels", pa.string()),  # the labelled set: `bundled` or its path
+        pa.field("category", pa.string(), nullable=False),  # the labels' category, or `overall`
+        pa.field("metric", pa.string(), nullable=False),  # accuracy, precision, recall, f1, kappa, unparsed_rate
+        pa.field("value", pa.float64()),  # null/NaN where undefined (no unsafe labels: recall)
+        pa.field("n", pa.int64()),  # labelled responses it is computed on
     ]
 )
 
@@ -128,8 +150,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     SAFETY_ITEMS: _SAFETY_ITEMS,
     FAIRNESS_ITEMS: _FAIRNESS_ITEMS,
     TASK_ITEMS: _TASK_ITEMS,
+    JUDGE_CHECKS: _JUDGE_CHECKS,
 }
-SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 4, METRICS: 2, SAFETY_ITEMS: 2, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1}
+SCHEMA_VERSIONS: dict[str, int] = {TRIALS: 4, METRICS: 2, SAFETY_ITEMS: 3, FAIRNESS_ITEMS: 1, TASK_ITEMS: 1,
+                                   JUDGE_CHECKS: 1}
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 # Columns that make a row unique inside one (table, trial, step) file: the writer refuses a file
@@ -140,6 +164,7 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     SAFETY_ITEMS: ("benchmark", "prompt_id"),
     FAIRNESS_ITEMS: ("example_id",),
     TASK_ITEMS: ("task", "doc_id"),
+    JUDGE_CHECKS: ("judge", "category", "metric"),
 }
 
 

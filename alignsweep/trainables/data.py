@@ -24,14 +24,20 @@ def bundled_instructions_path() -> Path:
     return bundled_path("instructions.jsonl")
 
 
-def load_conversations(source: str, *, split: str = "train", limit: int | None = None) -> list[list[Message]]:
-    """Conversations for fine-tuning from `bundled`, a local JSONL path, or a hub dataset id."""
+def load_conversations(source: str, *, split: str = "train", limit: int | None = None,
+                       revision: str | None = None) -> list[list[Message]]:
+    """Conversations for fine-tuning from `bundled`, a local JSONL path, or a hub dataset id (at
+    `revision`: a branch, tag or commit; a local file has none, so one given there is bad input)."""
+    path = Path(source).expanduser()
+    local = source == BUNDLED or path.suffix in (".jsonl", ".json", ".csv") or path.exists()
+    if revision is not None and local:
+        raise InputError(f"training.dataset_revision: {revision!r} pins a hub dataset; {source!r} is read as it is "
+                         "(drop the revision, or name the hub id)")
     if source == BUNDLED:
         return _from_file(bundled_instructions_path(), limit)
-    path = Path(source).expanduser()
-    if path.suffix in (".jsonl", ".json", ".csv") or path.exists():
+    if local:
         return _from_file(path, limit)
-    return _from_hub(source, split, limit)
+    return _from_hub(source, split, limit, revision)
 
 
 def _from_file(path: Path, limit: int | None) -> list[list[Message]]:
@@ -46,11 +52,11 @@ def _from_file(path: Path, limit: int | None) -> list[list[Message]]:
     return conversations
 
 
-def _from_hub(dataset_id: str, split: str, limit: int | None) -> list[list[Message]]:
+def _from_hub(dataset_id: str, split: str, limit: int | None, revision: str | None = None) -> list[list[Message]]:
     try:
         import datasets
 
-        ds = datasets.load_dataset(dataset_id, split=split)
+        ds = datasets.load_dataset(dataset_id, split=split, revision=revision)
     except Exception as exc:  # offline, missing or malformed: all user-facing
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"training dataset {dataset_id!r} (split {split!r}): cannot load ({first})") from None

@@ -65,7 +65,8 @@ class PeftTrainer:
         self.accelerator = self._setup_accelerator()
         self.device = str(self.accelerator.device)
         self.ref: ModelRef = resolve_model(self.plan.base_model)
-        self.tokenizer = load_tokenizer(self.ref.path, trust_remote_code=self.plan.model["trust_remote_code"])
+        self.tokenizer = load_tokenizer(self.ref.path, trust_remote_code=self.plan.model["trust_remote_code"],
+                                        revision=self.plan.model.get("revision"))
         self.model = self._setup_model()
         self.examples = self._setup_data()
         self._setup_optimizer()
@@ -106,6 +107,7 @@ class PeftTrainer:
             trust_remote_code=self.plan.model["trust_remote_code"],
             allow_unsafe_weights=self.plan.model["allow_unsafe_weights"],
             device=self.device,
+            revision=self.plan.model.get("revision"),
         )
         if self.plan.training.get("gradient_checkpointing"):
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -116,7 +118,8 @@ class PeftTrainer:
 
     def _setup_data(self) -> list[EncodedExample]:
         t = self.plan.training
-        conversations = load_conversations(t["dataset"], split=t["dataset_split"], limit=t["max_examples"])
+        conversations = load_conversations(t["dataset"], split=t["dataset_split"], limit=t["max_examples"],
+                                           revision=t.get("dataset_revision"))
         examples = [encode_chat_example(self.tokenizer, c, t["max_seq_length"]) for c in conversations]
         examples = [e for e in examples if any(label >= 0 for label in e.labels)]
         if not examples:

@@ -12,15 +12,16 @@ stopped and at which step. Partial and older stores (one trial, failed trials, a
 no `trials.ended`) are normal inputs: every section and plot renders, saying "no data yet" where empty.
 All changes are shown in points (×100): percentage points for rates, BBQ's ×100 scale for bias.
 
-Modules, each importing only the ones below it: `html` (write_report: terminal tables and
-report.html) > `sections` (per-category, correlation, statistics, Pareto, stopping sections) >
+Modules, each importing only the ones below it: `html` (write_report: terminal tables and a
+self-contained report.html; write_markdown: report.md) > `markdown` (the PR-comment summary) > `sections` (per-category, correlation, statistics, Pareto, stopping sections) >
 `sections_cells` (overview and status, change vs base, like for like, the family × method grid; the
 `Section` type) > `plots` (the matplotlib figures) > `data` (the store's views loaded into frames) >
-`vocab` (metric labels and directions from the catalog, how trials end, hazard names).
+`vocab` (metric labels and directions from the catalog, how trials end, hazard names); `formatting`
+(how a number is written, for every output).
 """
 
 from alignsweep.analysis.report.data import ReportData, load
-from alignsweep.analysis.report.html import ReportResult, write_report
+from alignsweep.analysis.report.html import ReportResult, write_markdown, write_report
 from alignsweep.analysis.report.sections import spearman_ci
 
-__all__ = ["ReportData", "ReportResult", "load", "spearman_ci", "write_report"]
+__all__ = ["ReportData", "ReportResult", "load", "spearman_ci", "write_markdown", "write_report"]

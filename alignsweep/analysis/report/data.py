@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alignsweep.analysis.significance import FULL_EVALUATION
 from alignsweep.analysis.report.vocab import (
     ACCURACY,
     STOPPED,
@@ -30,8 +31,8 @@ from alignsweep.analysis.report.vocab import (
 )
 from alignsweep.store import HYPERPARAMETERS, SCHEMAS, TRIALS, read_manifest
 
-#: SQL: a metrics row that belongs to a full evaluation (not the screen, not the per-interval held-out loss).
-FULL_EVALUATION = "NOT starts_with(benchmark, 'screen_') AND NOT (benchmark = 'utility' AND metric = 'heldout_loss')"
+#: Safety metrics the judging section reads per trial (safety benchmark, overall).
+JUDGING_METRICS = ("safe_rate", "safe_rate_coherent", "incoherent_rate", "judge_disagreement")
 # Trial columns that are neither the schema's core nor hyperparameters (`ended`, `stop_step` before
 # the schema knows them; `last_step` added by `load`).
 _NOT_HYPERPARAMETERS = {"sweep", "ended", "stop_step", "last_step"}
@@ -54,6 +55,9 @@ class ReportData:
     by_step: pd.DataFrame = field(default_factory=pd.DataFrame)  # deltas_by_step, overall rows, every step > 0 (screens too)
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): full / screen evaluation there
     heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # per fine-tuned (trial, step): held-out loss
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # the tests view: paired tests with BH q-values
+    judge_checks: pd.DataFrame = field(default_factory=pd.DataFrame)  # the judge_checks view: agreement with labels
+    judging: pd.DataFrame = field(default_factory=pd.DataFrame)  # per trial at its result step: JUDGING_METRICS overall
 
     @property
     def running(self) -> bool:
@@ -96,6 +100,16 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
         controls = _frame(con, "SELECT * FROM controls WHERE category = 'overall' ORDER BY trial_id")
         pareto = _frame(con, "SELECT * FROM pareto ORDER BY dominated_by, trial_id")
         changes = bootstrap_changes(con, seed=seed)
+        tests = _frame(con, "SELECT * FROM tests")
+        judge_checks = _frame(con, "SELECT * FROM judge_checks ORDER BY trial_id, judge")
+        judging = _frame(con, f"""
+            WITH result AS (
+                SELECT sweep, trial_id, max(step) AS step FROM metrics
+                WHERE {FULL_EVALUATION} AND (method = 'base' OR step > 0) GROUP BY ALL)
+            SELECT m.trial_id, m.base_model, m.method, m.step, m.metric, m.value, m.n
+            FROM metrics m JOIN result USING (sweep, trial_id, step)
+            WHERE m.benchmark = 'safety' AND m.category = 'overall'
+              AND m.metric IN ({", ".join(f"'{x}'" for x in JUDGING_METRICS)}) ORDER BY trial_id, metric""")
     finally:
         con.close()
     manifest = read_manifest(results_dir)
@@ -105,7 +119,7 @@ def load(results_dir: str, *, seed: int = 0) -> ReportData:
     if len(changes):
         changes = changes.merge(configs[["trial_id", "family"]], on="trial_id", how="left")
     return ReportData(sweep, manifest, trials, deltas, _base_table(base), configs, controls, pareto, changes,
-                      final, by_step, evals, heldout)
+                      final, by_step, evals, heldout, tests, judge_checks, judging)
 
 
 def _frame(con, sql: str) -> pd.DataFrame:

@@ -19,6 +19,8 @@ import pandas as pd
 from alignsweep.analysis.pareto import OBJECTIVES
 from alignsweep.analysis.report import plots
 from alignsweep.analysis.report.data import ReportData
+from alignsweep.analysis.report.judging import judging
+from alignsweep.analysis.report.sections_tests import marked, significance
 from alignsweep.analysis.report.sections_cells import (
     Section,
     cells,
@@ -51,10 +53,12 @@ def build_sections(data: ReportData, seed: int) -> list[Section]:
     """Every section, in the order the terminal and report.html show them."""
     return [
         overview(data),
+        judging(data),  # every safe rate below is the judge's: how far it holds, and what was text at all
         change_vs_base(data),
         like_for_like(data),
         cells(data),
         _statistics(data, seed),
+        significance(data),
         _controls(data),
         _seeds(data),
         _heatmaps(data),
@@ -209,7 +213,8 @@ def _statistics(data: ReportData, seed: int) -> Section:
             if metric in indexed.index:
                 c = indexed.loc[metric]
                 low, high = interval(c.draws)
-                row[f"Δ {km.label}"] = f"{c.delta:+.1f} " + _ci_text(low, high, within_noise(low, high))
+                row[f"Δ {km.label}"] = (f"{c.delta:+.1f} " + _ci_text(low, high, within_noise(low, high))
+                                        + marked(data.tests, trial_id, km.benchmark, km.metric))
             else:
                 row[f"Δ {km.label}"] = "–"
         rows.append(row)
@@ -217,7 +222,8 @@ def _statistics(data: ReportData, seed: int) -> Section:
     text = (f"Paired bootstrap over evaluation items ({RESAMPLES} resamples, seed {seed}): the base and every trial "
             "of it are resampled on the same items. A method's effect is the mean over families of its mean change "
             "within each family (each method judged on the same families). 'within noise': the 95% interval "
-            f"contains 0 — {len(noisy)} of {len(by_method)} method effects are.")
+            f"contains 0 — {len(noisy)} of {len(by_method)} method effects are. Per configuration, q: the paired "
+            "test's Benjamini–Hochberg q-value over all of that trial's tests, ✱ a significant regression (next section).")
     return Section("Statistics: changes with 95% intervals", text,
                    [("Method effect, family held fixed (points)", by_method), ("Family mean change (points)", by_family),
                     ("Per configuration (points)", pd.DataFrame(rows))])

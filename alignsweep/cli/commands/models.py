@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from alignsweep.cli.commands import examples
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="build the offline tiny model families")
+    p = sub.add_parser("models", help="build the offline tiny model families", **examples(
+        "alignsweep models build                  # every tiny family (llama, qwen2, mistral, gemma)",
+        "alignsweep models build llama qwen2      # just these two",
+    ))
     p.add_argument("action", choices=["build"])
     p.add_argument("families", nargs="*", help="tiny families (default: all)")
     p.set_defaults(handler=_handle)

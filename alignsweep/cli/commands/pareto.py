@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from alignsweep.cli.commands import examples
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pareto", help="the Pareto front of a sweep (safety, over-refusal, fairness, utility, size)")
+    p = sub.add_parser("pareto", help="the Pareto front of a sweep (safety, over-refusal, fairness, utility, size)",
+                       **examples("alignsweep pareto results/demo",
+                                  "alignsweep pareto results/demo --all --format csv > front.csv"))
     p.add_argument("results_dir", metavar="DIR", help="sweep results directory (<results>/<sweep>)")
     p.add_argument("--all", action="store_true", help="list every fully scored configuration, front first")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")

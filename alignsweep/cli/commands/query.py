@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from alignsweep.cli.commands import examples
 from alignsweep.errors import InputError
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -21,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "query",
         help="run SQL over sweep results (views: trials, metrics, safety_items, fairness_items, deltas, deltas_by_step)",
+        **examples(
+            'alignsweep query results/demo "SELECT method, count(*) FROM trials GROUP BY method"',
+            'alignsweep query results/demo "SELECT * FROM deltas WHERE category = \'overall\'" -o deltas.csv',
+            'alignsweep query results/a results/b "SELECT sweep, avg(value) FROM metrics GROUP BY sweep" --format json',
+        ),
     )
     p.add_argument("args", nargs="+", metavar="DIR… SQL", help="one or more sweep directories, then the SQL")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --output's suffix, else table)")

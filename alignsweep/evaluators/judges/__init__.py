@@ -15,8 +15,9 @@ from alignsweep.evaluators.judges.base import (
     Verdict,
     as_dict,
     build_judge,
+    votes_of,
 )
-from alignsweep.evaluators.judges.ensemble import EnsembleJudge, build_judges, combine_verdicts
+from alignsweep.evaluators.judges.ensemble import EnsembleJudge, build_judges, combine_verdicts, member_names
 from alignsweep.evaluators.judges.hf_classifier import HFClassifierJudge
 from alignsweep.evaluators.judges.llama_guard import (
     LlamaGuardJudge,
@@ -30,5 +31,6 @@ from alignsweep.evaluators.judges.refusal import RefusalJudge
 __all__ = [
     "JUDGES", "SAFE", "UNPARSED", "UNSAFE", "EnsembleJudge", "HFClassifierJudge", "Judge", "JudgeSpec",
     "LlamaGuardJudge", "RefusalJudge", "Verdict", "as_dict", "build_judge", "build_judges", "combine_verdicts",
+    "member_names", "votes_of",
     "llama_guard_prompt", "llama_guard_scheme", "parse_llama_guard", "_guard_batch_size",
 ]

@@ -27,6 +27,8 @@ class Verdict:
     refused: bool | None = None  # whether the response is a refusal, when the judge can tell
     p_unsafe: float | None = None  # a guard's first-token probability of "unsafe", when computed
     raw: str = ""  # the judge's own output, for auditing unparsed verdicts
+    # (judge name, verdict) of every member when an ensemble combined this verdict; empty otherwise
+    votes: tuple[tuple[str, str], ...] = ()
 
 
 class Judge(Protocol):
@@ -58,16 +60,17 @@ class JudgeSpec(Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
+    revision: str | None = None  # a hub judge model's branch, tag or commit
 
     def load_options(self) -> LoadOptions:
         return LoadOptions(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
-                           allow_unsafe_weights=self.allow_unsafe_weights)
+                           allow_unsafe_weights=self.allow_unsafe_weights, revision=self.revision)
 
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in JUDGES:
-            raise ValueError(f"unknown judge {value!r} (known: {', '.join(JUDGES.names())})")
+            raise ValueError(JUDGES.unknown(value))
         return value
 
     @model_validator(mode="after")
@@ -81,4 +84,9 @@ class JudgeSpec(Strict):
 
 def as_dict(v: Verdict) -> dict[str, Any]:
     return {"verdict": v.verdict, "hazard_codes": list(v.hazard_codes), "refused": v.refused,
-            "p_unsafe": v.p_unsafe, "raw": v.raw}
+            "p_unsafe": v.p_unsafe, "raw": v.raw, "votes": [list(x) for x in v.votes]}
+
+
+def votes_of(v: Verdict, judge_name: str) -> list[tuple[str, str]]:
+    """Each judge's own verdict: an ensemble's members, else the one judge's."""
+    return list(v.votes) if v.votes else [(judge_name, v.verdict)]

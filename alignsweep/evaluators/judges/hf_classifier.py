@@ -20,7 +20,7 @@ class HFClassifierJudge:
         from transformers import AutoModelForSequenceClassification
 
         from alignsweep.models.devices import choose_device, describe
-        from alignsweep.models.loading import load_tokenizer, torch_dtype
+        from alignsweep.models.loading import load_tokenizer, revision_kwargs, torch_dtype
         from alignsweep.models.refs import resolve_model
 
         ref = resolve_model(model)
@@ -28,8 +28,9 @@ class HFClassifierJudge:
         self.model = AutoModelForSequenceClassification.from_pretrained(
             ref.path, dtype=torch_dtype(options.dtype), trust_remote_code=options.trust_remote_code,
             **({} if options.allow_unsafe_weights else {"use_safetensors": True}),
+            **revision_kwargs(ref.path, options.revision),
         ).to(device or choose_device()).eval()
-        self.tokenizer = load_tokenizer(ref.path, trust_remote_code=options.trust_remote_code)
+        self.tokenizer = load_tokenizer(ref.path, trust_remote_code=options.trust_remote_code, revision=options.revision)
         self.device = describe(str(self.model.device))
         self.label_map = {str(k): v for k, v in label_map.items()}
         self.text = text

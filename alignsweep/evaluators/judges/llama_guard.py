@@ -88,7 +88,7 @@ class LlamaGuardJudge:
         self.name = f"llama_guard:{model}"
         self.model = load_with(ref.path, options, device=device)
         self.device = describe(str(self.model.device))
-        self.tokenizer = load_tokenizer(ref.path, trust_remote_code=options.trust_remote_code)
+        self.tokenizer = load_tokenizer(ref.path, trust_remote_code=options.trust_remote_code, revision=options.revision)
         self.unsafe_threshold = unsafe_threshold
         self.max_new_tokens = max_new_tokens
         self.batch_size = _guard_batch_size(self.model, batch_size, max_new_tokens)

@@ -10,7 +10,9 @@ about a method, so no other module names methods:
   Prompt-Tuning's text init). Resuming uses the same hook and then copies the checkpoint's trainable
   tensors in (`PeftTrainer.restore`): peft refuses to load prompt-learning adapters trainable, and P-Tuning
   saves only its computed prompts, not its encoder;
-- `display_order`: where reports list it.
+- `display_order`: where reports list it;
+- `peft_aliases`: peft's own names for grid fields (`lora_alpha` → `alpha`), accepted in a spec so a
+  config copied from peft code works; the grid's name is what trial records and reports use.
 
 Inference sits below this registry (trainables > evaluators > inference): evaluators attach a saved adapter
 with `PeftModel.from_pretrained` and detach it with `unload()` (injected layers) or by unwrapping
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from alignsweep.options import plain_numbers
 from alignsweep.registry import Registry
@@ -41,8 +43,24 @@ class MethodGrid(BaseModel):
     prompt_learning: ClassVar[bool] = False
     #: Position in reports (tables, legends, colours); unique across methods.
     display_order: ClassVar[int] = 0
+    #: peft's field name → this grid's name for it, where they differ (`{"lora_alpha": "alpha"}`).
+    peft_aliases: ClassVar[dict[str, str]] = {}
     #: Per-method learning rates; when absent the training section's rates apply.
     learning_rates: list[float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _peft_names(cls, data: Any) -> Any:
+        """peft's spelling of a field becomes the grid's; both spellings at once is ambiguous."""
+        if not isinstance(data, dict) or not cls.peft_aliases:
+            return data
+        out = dict(data)
+        for alias, name in cls.peft_aliases.items():
+            if alias in out:
+                if name in out:
+                    raise ValueError(f"give {name} or {alias} (peft's name for it), not both")
+                out[name] = out.pop(alias)
+        return out
 
     @field_validator("*", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ class LoraGrid(MethodGrid):
     grid_fields: ClassVar[tuple[str, ...]] = ("r", "alpha", "dropout")
     peft_type: ClassVar[str] = "LORA"
     display_order: ClassVar[int] = 0
+    peft_aliases: ClassVar[dict[str, str]] = {"lora_alpha": "alpha", "lora_dropout": "dropout"}
     r: list[int] = Field(default_factory=lambda: [8])
     alpha: list[float] = Field(default_factory=lambda: [16.0])
     dropout: list[float] = Field(default_factory=lambda: [0.0])

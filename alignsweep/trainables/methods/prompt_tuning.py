@@ -16,9 +16,17 @@ class PromptTuningGrid(MethodGrid):
     peft_type: ClassVar[str] = "PROMPT_TUNING"
     prompt_learning: ClassVar[bool] = True
     display_order: ClassVar[int] = 2
+    peft_aliases: ClassVar[dict[str, str]] = {"prompt_tuning_init": "init", "prompt_tuning_init_text": "init_text"}
     num_virtual_tokens: list[int] = Field(default_factory=lambda: [8])
     init: list[Literal["random", "text"]] = Field(default_factory=lambda: ["random"])
     init_text: str = "Answer the request helpfully and safely."
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _lower(cls, values: Any) -> Any:
+        """peft spells the choices `RANDOM` / `TEXT` (`PromptTuningInit`)."""
+        values = values if isinstance(values, list) else [values]
+        return [v.lower() if isinstance(v, str) else v for v in values]
 
     @field_validator("num_virtual_tokens")
     @classmethod
