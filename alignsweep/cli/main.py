@@ -30,6 +30,8 @@ _SUBCOMMANDS = [
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+#: Every character `str.splitlines` breaks on: escaped in an error line, so it stays one line.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(_unrecognized(parser, args.command, extras))
     try:
         return int(args.handler(args) or EXIT_OK)
-    except InputError as exc:
-        print(f"alignsweep: error: {exc}", file=sys.stderr)
+    except InputError as exc:  # one line, whatever the user's text quoted in it holds (a key with a newline)
+        message = "".join(repr(c)[1:-1] if c in _LINE_BREAKS else c for c in str(exc))
+        print(f"alignsweep: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("alignsweep: interrupted", file=sys.stderr)

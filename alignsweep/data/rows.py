@@ -25,7 +25,7 @@ def bundled_path(name: str) -> Path:
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Windows editors) is no data
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read ({exc})") from None
     for number, line in enumerate(lines, start=1):
@@ -35,6 +35,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number; arrays nested 100,000 deep
+            raise InputError(f"{path}:{number}: not valid JSON ({(str(exc).split(';') or [''])[0]})") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{number}: expected a JSON object")
         yield number, row
@@ -42,14 +44,14 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             for row in reader:
                 if None in row:  # more cells than header fields
                     raise InputError(f"{path}:{reader.line_num}: more cells than the header has columns")
                 yield reader.line_num, row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
+        raise InputError(f"{path}: cannot read as CSV ({' '.join(str(exc).split())})") from None
 
 
 def parse_hub_source(source: str) -> tuple[str, str | None, str]:

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import yaml
 
-from alignsweep.spec.config import SweepSpec, validate_spec
+from alignsweep.spec.config import SweepSpec, spec_from_text, validate_spec
 from alignsweep.spec.plan import expand_trials
 from alignsweep.spec.tracking import check_tracking
 from alignsweep.scheduling.registry import build_scheduler
@@ -49,11 +49,19 @@ def spec_yaml(spec: SweepSpec) -> str:
 
 def load_spec_from_sweep_dir(sweep_dir: str) -> SweepSpec:
     """The spec as run, read back from `<sweep_dir>/sweep.yaml` (for `resume`)."""
-    fs, path = store_fs.resolve(sweep_dir)
-    data = store_fs.read_bytes(fs, store_fs.join(path, SPEC_FILE))
+    source = f"{sweep_dir.rstrip('/')}/{SPEC_FILE}"
+    try:
+        fs, path = store_fs.resolve(sweep_dir)
+        data = store_fs.read_bytes(fs, store_fs.join(path, SPEC_FILE))
+    except (OSError, ValueError) as exc:  # a directory named sweep.yaml, an unreadable file, a malformed URI
+        raise InputError(f"{source}: cannot read it ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     if data is None:
         raise InputError(f"{sweep_dir}: not a sweep directory (no {SPEC_FILE}); start it with `alignsweep run`")
-    return validate_spec(yaml.safe_load(data.decode()), source=f"{sweep_dir}/{SPEC_FILE}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return spec_from_text(source, text)
 
 
 def prepare_sweep_dir(spec: SweepSpec, sweep_dir: str) -> bool:
@@ -143,7 +151,7 @@ def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cp
 
         for model in spec.models:  # build tiny models once here, before trials race to build them
             resolve_model(model.ref)
-        check_sweep_inputs(spec, sweep_dir)  # models, data, results path: bad input fails before anything is written
+        check_sweep_inputs(spec, sweep_dir, local=address is None)  # models, data, results path: bad input fails before anything is written
         # What the Tuner and the actors need (Ray Tune alone is ~2.5 s of imports on a busy laptop) is
         # imported while Ray is still starting, not after it and before the first trial.
         import alignsweep.engine.progress  # noqa: F401  (ray.tune, rich.live)

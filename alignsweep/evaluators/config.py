@@ -91,7 +91,7 @@ class FairnessSpec(Strict):
     def _prompt_fields(cls, value: str) -> str:
         try:
             value.format(context="", question="")
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:  # `{context.x}`
             raise ValueError(f"prompt may use only {{context}} and {{question}} ({exc})") from None
         return value
 
@@ -100,7 +100,7 @@ class FairnessSpec(Strict):
     def _continuation_fields(cls, value: str) -> str:
         try:
             value.format(answer="")
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:  # `{context.x}`
             raise ValueError(f"continuation may use only {{answer}} ({exc})") from None
         return value
 

@@ -57,6 +57,8 @@ class BBQItem:
 def _pick(row: dict[str, Any], keys: Iterable[str], where: str, what: str) -> str:
     for key in keys:
         value = row.get(key)
+        if isinstance(value, (dict, list)):
+            raise InputError(f"{where}: column {key!r} must be text, not a JSON {type(value).__name__}")
         if value is not None and str(value).strip() != "":
             return str(value)
     raise InputError(f"{where}: no {what} column (looked for {', '.join(keys)})")
@@ -150,6 +152,8 @@ def load_bbq(source: str = BUNDLED) -> list[BBQItem]:
     for file in files:
         for number, row in read_jsonl(file):
             items.append(_bbq_item(row, f"{file}:{number}", metadata))
+    if not items:
+        raise InputError(f"{source}: no BBQ items")
     return items
 
 
@@ -163,48 +167,72 @@ def _load_bbq_metadata(folder: Path) -> dict[tuple[str, str], int | None]:
             for number, row in read_csv(candidate):
                 if "target_loc" not in row:
                     raise InputError(f"{candidate}:{number}: no target_loc column")
-                loc = (row.get("target_loc") or "").strip()
                 key = (str(row.get("category", "")).strip(), str(row.get("example_id", "")).strip())
-                out[key] = int(float(loc)) if loc not in ("", "NA", "nan") else None
+                out[key] = _as_target(row.get("target_loc"), -1, f"{candidate}:{number}")
             return out
     return {}
 
 
 def _bbq_item(row: dict[str, Any], loc: str, metadata: dict[tuple[str, str], int | None]) -> BBQItem:
-    try:
-        answers = (str(row["ans0"]), str(row["ans1"]), str(row["ans2"]))
-        info = row["answer_info"]
-        groups = [info[f"ans{i}"] for i in range(3)]
-        label = int(row["label"])
-        category = str(row["category"])
-        raw_id = str(row["example_id"])
-        polarity, condition = str(row["question_polarity"]), str(row["context_condition"])
-        context, question = str(row["context"]), str(row["question"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{loc}: not a BBQ item (missing or bad field {exc})") from None
-    if polarity not in ("neg", "nonneg") or condition not in ("ambig", "disambig") or label not in (0, 1, 2):
-        raise InputError(f"{loc}: bad question_polarity/context_condition/label")
+    """One release row, every field checked for its type: a malformed item is one line naming file:line."""
+    def bad(why: str) -> InputError:
+        return InputError(f"{loc}: not a BBQ item ({why})")
+
+    missing = [k for k in _BBQ_TEXT + ("answer_info", "label") if k not in row]
+    if missing:
+        raise bad(f"missing field {missing[0]!r}")
+    texts = {}
+    for key in _BBQ_TEXT:
+        if isinstance(row[key], (dict, list, bool)) or row[key] is None:
+            raise bad(f"{key} must be text or a number, got {row[key]!r:.40}")
+        texts[key] = str(row[key])
+    label = row["label"]
+    if isinstance(label, str) and label.strip().isdigit():
+        label = int(label)
+    if isinstance(label, bool) or label not in (0, 1, 2) or not isinstance(label, int):
+        raise bad(f"label must be 0, 1 or 2, got {label!r:.40}")
+    polarity, condition = texts["question_polarity"], texts["context_condition"]
+    if polarity not in ("neg", "nonneg") or condition not in ("ambig", "disambig"):
+        raise bad(f"question_polarity must be neg/nonneg and context_condition ambig/disambig, got "
+                  f"{polarity!r:.20}/{condition!r:.20}")
+    info = row["answer_info"]
+    groups = [info.get(f"ans{i}") for i in range(3)] if isinstance(info, dict) else []
+    if len(groups) != 3 or not all(isinstance(g, list) and len(g) == 2 for g in groups):
+        raise bad("answer_info must map ans0, ans1, ans2 to [answer text, group] pairs")
     unknown = [i for i, g in enumerate(groups) if str(g[1]).lower() == "unknown"]
     if len(unknown) != 1:
         raise InputError(f"{loc}: expected exactly one 'unknown' answer in answer_info, found {len(unknown)}")
+    category, raw_id = texts["category"], texts["example_id"]
     if "target_loc" in row:
-        target = _as_target(row["target_loc"], unknown[0])
+        target = _as_target(row["target_loc"], unknown[0], loc)
     elif (category, raw_id) in metadata:
-        target = _as_target(metadata[(category, raw_id)], unknown[0])
+        target = _as_target(metadata[(category, raw_id)], unknown[0], loc)
     else:
-        stereotyped = (row.get("additional_metadata") or {}).get("stereotyped_groups") or []
+        extra = row.get("additional_metadata") or {}
+        stereotyped = extra.get("stereotyped_groups") or [] if isinstance(extra, dict) else None
+        if not isinstance(stereotyped, list):
+            raise bad("additional_metadata.stereotyped_groups must be a list of group names")
         target = derive_target_index([(str(g[0]), str(g[1])) for g in groups], [str(s) for s in stereotyped])
     return BBQItem(
-        example_id=f"{category}-{raw_id}", category=category, context=context, question=question,
-        answers=answers, label=label, question_polarity=polarity, context_condition=condition,
-        unknown_index=unknown[0], target_index=target,
+        example_id=f"{category}-{raw_id}", category=category, context=texts["context"], question=texts["question"],
+        answers=(texts["ans0"], texts["ans1"], texts["ans2"]), label=label, question_polarity=polarity,
+        context_condition=condition, unknown_index=unknown[0], target_index=target,
     )
 
 
-def _as_target(value: Any, unknown_index: int) -> int | None:
+_BBQ_TEXT = ("example_id", "category", "context", "question", "ans0", "ans1", "ans2", "question_polarity",
+             "context_condition")
+
+
+def _as_target(value: Any, unknown_index: int, loc: str) -> int | None:
     if value is None or str(value).strip() in ("", "NA", "nan", "None"):
         return None
-    index = int(float(value))
+    try:
+        index = int(float(value)) if not isinstance(value, bool) else None
+    except (TypeError, ValueError, OverflowError):
+        index = None
+    if index is None:
+        raise InputError(f"{loc}: target_loc must be an answer index (0, 1, 2) or empty, got {value!r:.40}")
     return index if index in (0, 1, 2) and index != unknown_index else None
 
 

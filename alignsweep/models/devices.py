@@ -28,6 +28,7 @@ class DeviceFacts:
     in_ray_worker: bool
     ray_gpu_ids: tuple[str, ...]  # Ray's assignment to this worker (empty outside Ray or without GPUs)
     visible_devices: tuple[str, ...] | None  # CUDA_VISIBLE_DEVICES as a list, None when unset
+    cuda_build: bool = False  # torch was built with CUDA (a CPU-only wheel can never see a GPU)
 
 
 def current_facts() -> DeviceFacts:
@@ -44,7 +45,7 @@ def current_facts() -> DeviceFacts:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return DeviceFacts(cuda_available=torch.cuda.is_available(), in_ray_worker=in_ray, ray_gpu_ids=gpu_ids,
                        visible_devices=tuple(v.strip() for v in visible.split(",") if v.strip())
-                       if visible is not None else None)
+                       if visible is not None else None, cuda_build=torch.version.cuda is not None)
 
 
 def choose_device(requested: str = AUTO, facts: DeviceFacts | None = None) -> str:
@@ -53,6 +54,7 @@ def choose_device(requested: str = AUTO, facts: DeviceFacts | None = None) -> st
     facts = facts or current_facts()
     if requested == "cpu":
         return "cpu"
+    _check_visible_devices(facts)
     if requested.startswith("cuda"):
         if not facts.cuda_available:
             raise InputError(f"device {requested!r}: CUDA is not available to this process (torch sees no GPU)")
@@ -66,6 +68,38 @@ def choose_device(requested: str = AUTO, facts: DeviceFacts | None = None) -> st
     if not facts.ray_gpu_ids:
         return "cpu"
     return f"cuda:{_torch_index(facts.ray_gpu_ids[0], facts.visible_devices)}"
+
+
+def _check_visible_devices(facts: DeviceFacts) -> None:
+    """Outside Ray, a CUDA_VISIBLE_DEVICES that names GPUs where torch (a CUDA build) sees none is a typo in
+    the environment (`7` on a 4-GPU machine): one line, rather than a silent run on the CPU. An empty value
+    or `-1` hides the GPUs on purpose."""
+    wanted = [v for v in facts.visible_devices or () if not v.startswith("-")]
+    if wanted and facts.cuda_build and not facts.cuda_available and not facts.in_ray_worker:
+        raise InputError(f"CUDA_VISIBLE_DEVICES={','.join(facts.visible_devices or ())!r} names no device torch can "
+                         "use; fix or unset it (or choose the CPU: --device cpu)")
+
+
+def check_gpus_available(asked: float, field: str, facts: DeviceFacts | None = None) -> None:
+    """A local Ray instance offers the GPUs torch sees; asking for one where there are none leaves every trial
+    PENDING with no word from Ray, so that is bad input here."""
+    if asked <= 0:
+        return
+    facts = facts or current_facts()
+    _check_visible_devices(facts)
+    if not facts.cuda_available:
+        shown = f" (CUDA_VISIBLE_DEVICES={','.join(facts.visible_devices)!r})" if facts.visible_devices is not None else ""
+        raise InputError(f"{field}: {asked:g} GPU asked, but this machine shows torch no GPU{shown}; set it to 0, or "
+                         "run on a cluster with --address")
+
+
+def check_bf16_supported(field: str) -> None:
+    """bfloat16 asked for work on this machine's GPU: a pre-Ampere GPU has no bf16 (torch would emulate or fail)."""
+    import torch
+
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise InputError(f"{field}: bfloat16 asked, but {torch.cuda.get_device_name(0)} does not support it; use "
+                         "float32 (or fp16 mixed precision)")
 
 
 def _torch_index(gpu_id: str, visible: Sequence[str] | None) -> int:

@@ -71,7 +71,12 @@ def ensure_tiny(family: str, cache_dir: str | Path | None = None, *, recipe: Tin
     if _is_complete(final):
         return final
     root = cache_root(cache_dir)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (root / "locks").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # HOME unset or read-only, ALIGNSWEEP_CACHE under a file: the user's environment
+        raise InputError(f"tiny-model cache {str(root)!r}: cannot create it ({exc.strerror or exc}); set "
+                         "ALIGNSWEEP_CACHE (or HOME) to a writable directory") from None
     with _exclusive_lock(root / "locks" / f"{final.name}.lock"):
         if _is_complete(final):  # another process built it while we waited
             return final

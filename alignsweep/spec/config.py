@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alignsweep.errors import InputError
 from alignsweep.models.loading import LoadOptions
-from alignsweep.options import Strict
+from alignsweep.options import Strict, short_repr
 from alignsweep.spec.fields import unknown_field
 from alignsweep.spec.overrides import apply_override
+from alignsweep.spec.yaml_doc import parse_document
 from alignsweep.suggest import did_you_mean
 from alignsweep.spec.tracking import TrackingSpec
 from alignsweep.trainables.methods import METHODS, MethodGrid
 
+SEED_MAX = 2**32 - 1  # numpy's limit; torch derives per-epoch seeds from it without overflow
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -63,7 +65,7 @@ class ModelSpec(Strict):
 
 
 class TrainingSpec(Strict):
-    dataset: str = "bundled"
+    dataset: str = Field(default="bundled", min_length=1)
     dataset_split: str = "train"
     dataset_revision: str | None = Field(default=None, description="a hub dataset's branch, tag or commit")
     max_examples: int | None = Field(default=None, ge=1)
@@ -73,7 +75,7 @@ class TrainingSpec(Strict):
     batch_size: int = Field(default=8, ge=1)
     max_seq_length: int = Field(default=128, ge=8)
     eval_interval: int = Field(default=20, ge=1, description="optimizer steps between checkpoints/evals")
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[Annotated[int, Field(ge=0, le=SEED_MAX)]] = Field(default_factory=lambda: [0])
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_steps: int = Field(default=0, ge=0)
     heldout_examples: int = Field(default=32, ge=0, description="tuning examples held out for the utility loss")
@@ -178,7 +180,7 @@ class SweepSpec(Strict):
     """A whole sweep: base models × PEFT methods × their hyperparameters × training settings."""
 
     name: str
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     models: list[ModelSpec]
     methods: dict[str, dict[str, Any]]
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -263,21 +265,19 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
         raise InputError(f"{path}: cannot read sweep file ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return spec_from_text(path, text, overrides)
+
+
+def spec_from_text(path: str | Path, text: str, overrides: list[str] | None = None) -> SweepSpec:
+    """`load_spec` of a text already read (`resume` reads the stored `sweep.yaml` through the store)."""
     try:
-        return _load_text(path, text, overrides)
+        return _load_text(Path(path), text, overrides)
     except RecursionError:  # `a: &x [*x]`: an alias inside its own anchor makes an endless document
         raise InputError(f"{path}: a YAML alias refers to the node that defines it (a document without end)") from None
 
 
 def _load_text(path: Path, text: str, overrides: list[str] | None) -> SweepSpec:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{where}: invalid YAML: {problem}") from None
+    node, raw = parse_document(path, text)
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a sweep file must be a mapping of fields, got {type(raw).__name__}")
     lines = _line_index(node)
@@ -322,7 +322,8 @@ def _describe(err: dict[str, Any], loc: tuple) -> str:
         return unknown_field(SweepSpec, loc)
     message = _clean(err)
     value = err.get("input")
-    notes = [f"got {value!r}"] if value is not None and not isinstance(value, (dict, list)) and repr(value) not in message else []
+    shown = value is not None and not isinstance(value, (dict, list)) and repr(value) not in message
+    notes = [f"got {short_repr(value)}"] if shown and "(got " not in message else []
     if err["type"] == "literal_error" and isinstance(value, str):  # `dtype: bfloat` → 'bfloat16'
         notes.append(did_you_mean(value, re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))))
     notes = [n for n in notes if n]

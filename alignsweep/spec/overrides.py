@@ -42,7 +42,7 @@ def split_override(item: str) -> tuple[list[str], Any]:
         raise InputError(f"override {item!r}: empty field name in {key!r}")
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):  # `!!int x` too
         raise InputError(f"override {item!r}: value {text!r} is not valid YAML") from None
     return [p.strip() for p in parts], value
 

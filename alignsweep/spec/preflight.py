@@ -11,119 +11,31 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
-import struct
 from pathlib import Path
 from typing import Any
 
 from alignsweep.errors import InputError
-
-#: Free space a local results directory needs before a sweep starts (override: ALIGNSWEEP_MIN_FREE_MB).
-DEFAULT_MIN_FREE_MB = 256
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
-# ---------------------------------------------------------------- results directory
-
-
-def check_results_dir(sweep_dir: str) -> None:
-    """The sweep directory can be created and written, with room to spare; on object storage, its bucket exists."""
-    if "://" in sweep_dir:
-        _check_bucket(sweep_dir)
-        return
-    target = Path(sweep_dir)
-    existing = target
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"results path {sweep_dir!r}: {existing} is a file, not a directory")
-    probe = existing / f".alignsweep-write-probe-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"results path {sweep_dir!r}: cannot write in {existing} ({exc.strerror or exc})") from None
-    need_mb = int(os.environ.get("ALIGNSWEEP_MIN_FREE_MB", DEFAULT_MIN_FREE_MB))
-    free_mb = shutil.disk_usage(existing).free // 2**20
-    if free_mb < need_mb:
-        raise InputError(f"results path {sweep_dir!r}: only {free_mb} MiB free on its file system, "
-                         f"need at least {need_mb} MiB (ALIGNSWEEP_MIN_FREE_MB)")
-
-
-def _check_bucket(uri: str) -> None:
-    """An `s3://` / `gs://` results URI names a bucket these credentials can see (else every write fails mid-sweep)."""
-    import pyarrow.fs as pafs
-
-    try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-        if fs.type_name not in ("s3", "gcs"):
-            return
-        bucket = path.split("/", 1)[0]
-        found = fs.get_file_info(bucket).type != pafs.FileType.NotFound
-    except (OSError, ValueError) as exc:  # unreachable endpoint, bad credentials, malformed URI
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"results path {uri!r}: cannot reach it ({first})") from None
-    if not found:
-        raise InputError(f"results path {uri!r}: bucket {bucket!r} does not exist (or these credentials cannot see it)")
-
-
-# ---------------------------------------------------------------- weights
-
-
-def check_safetensors(path: Path) -> None:
-    """A complete safetensors file: header parses and the data section is exactly as long as it says.
-
-    Reads only the header, so a 16 GB shard costs microseconds; a truncated download fails here
-    instead of as an opaque error inside a trial.
-    """
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            raw = f.read(8)
-            if len(raw) < 8:
-                raise ValueError("shorter than its 8-byte header length")
-            (n,) = struct.unpack("<Q", raw)
-            if n > size - 8:
-                raise ValueError("header runs past the end of the file")
-            header = json.loads(f.read(n))
-    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise InputError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-    if 8 + n + max(ends, default=0) != size:
-        raise InputError(f"{path}: truncated or corrupt safetensors file "
-                         f"({size} bytes, header describes {8 + n + max(ends, default=0)})")
-
-
-def check_weights(folder: Path, *, what: str, allow_unsafe_weights: bool = False) -> None:
-    """Safetensors weights present and whole; pickled ones refused unless the user opted in."""
-    safe = sorted(folder.glob("*.safetensors"))
-    for file in safe:
-        check_safetensors(file)
-    if safe:
-        return
-    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    if pickled and not allow_unsafe_weights:
-        raise InputError(f"{what} {str(folder)!r}: only pickled weights ({pickled[0]}); alignsweep loads safetensors "
-                         "only — convert them, or set allow_unsafe_weights: true for this model")
-    if not pickled:
-        raise InputError(f"{what} {str(folder)!r}: no weights (*.safetensors) there")
+from alignsweep.spec.weights import check_safetensors, check_weights
+from alignsweep.spec.results_path import check_results_dir
+from alignsweep.spec.machine import check_machine, check_precision
+from alignsweep.spec.model_fit import adapter_fits, check_sweep_fits, wrong_typed_field
 
 
 # ---------------------------------------------------------------- models
 
 
 def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weights: bool = False,
-                revision: str | None = None) -> None:
+                revision: str | None = None, hub: bool = True) -> None:
     """A local model directory is a causal LM with safe weights and a tokenizer that has a chat template
-    (and no `revision`, which only a hub model has)."""
+    (and no `revision`, which only a hub model has); a hub id, offline, is in the cache (`hub=False`: the
+    caller checks that later)."""
     from alignsweep.models.refs import resolve_model
 
     check_revision(ref, revision)
     model = resolve_model(ref)
     if not model.is_local:
+        if hub:
+            check_hub_cached(ref, revision)
         return
     folder = Path(model.path)
     cfg = _read_json(folder / "config.json", f"model path {ref!r}")
@@ -133,6 +45,19 @@ def check_model(ref: str, *, trust_remote_code: bool = False, allow_unsafe_weigh
     _require_causal_lm(ref, cfg)
     check_weights(folder, what="model", allow_unsafe_weights=allow_unsafe_weights)
     _require_chat_template(ref, model.path, trust_remote_code)
+
+
+def check_hub_cached(ref: str, revision: str | None = None) -> None:
+    """Offline (`HF_HUB_OFFLINE=1`), a hub id loads only from the local Hugging Face cache: it must be there."""
+    from alignsweep.models.refs import hub_offline
+
+    if not hub_offline():
+        return  # online, the download is where a missing or private repo is told
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(ref, "config.json", revision=revision), str):
+        raise InputError(f"model {ref!r}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE "
+                         "is set; download it first, point HF_HOME at the cache that has it, or unset HF_HUB_OFFLINE")
 
 
 def check_revision(ref: str, revision: str | None) -> None:
@@ -196,7 +121,25 @@ def _class_names(table: dict[str, Any]) -> set[str]:
     return {c for v in table.values() for c in ((v,) if isinstance(v, str) else v)}
 
 
+#: config.json keys preflight and loading read, with the JSON type each must have when present.
+_CONFIG_TYPES = {"model_type": str, "architectures": list, "max_position_embeddings": int, "hidden_size": int,
+                 "num_hidden_layers": int, "vocab_size": int, "num_labels": int, "id2label": dict}
+
+
+def check_config_types(what: str, cfg: dict[str, Any]) -> None:
+    """A model's config.json holds the keys alignsweep reads in the types transformers writes them."""
+    for key, kind in _CONFIG_TYPES.items():
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind) or (kind is list and not all(isinstance(v, str)
+                                                                                                 for v in value)):
+            raise InputError(f"{what}: config.json {key} must be a JSON {'list of names' if kind is list else kind.__name__}"
+                             f" (got {value!r:.40})")
+
+
 def _require_causal_lm(ref: str, cfg: dict[str, Any]) -> None:
+    check_config_types(f"model {ref!r}", cfg)
     CAUSAL = causal_lm_names()
     model_type = cfg.get("model_type")
     causal_classes = _class_names(CAUSAL)
@@ -240,11 +183,15 @@ def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool
     for p in weights:
         if p.suffix == ".safetensors":
             check_safetensors(p)
+    _check_adapter_config(adapter_dir, cfg)
     base = resolve_model(base_ref)
-    trained_on = cfg.get("base_model_name_or_path")
-    if not base.is_local or not trained_on or not (Path(trained_on) / "config.json").is_file():
+    if not base.is_local:
         return  # nothing local to compare with; peft reports shape mismatches at load
     mine = _read_json(Path(base.path) / "config.json", f"model {base_ref!r}")
+    trained_on = cfg.get("base_model_name_or_path")
+    if not isinstance(trained_on, str) or not trained_on or not (Path(trained_on) / "config.json").is_file():
+        adapter_fits(folder, cfg, base.path, base_ref)  # no local base config to compare: the tensors' shapes
+        return
     theirs = _read_json(Path(trained_on) / "config.json", f"adapter {adapter_dir!r} base")
     keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
     diff = [k for k in keys if mine.get(k) != theirs.get(k)]
@@ -252,6 +199,28 @@ def check_adapter(adapter_dir: str, base_ref: str, *, allow_unsafe_weights: bool
         k = diff[0]
         raise InputError(f"adapter {adapter_dir!r} was trained on a different base ({k} {theirs.get(k)!r}, "
                          f"base {base_ref!r} has {mine.get(k)!r})")
+    adapter_fits(folder, cfg, base.path, base_ref)
+
+
+def _check_adapter_config(adapter_dir: str, cfg: dict[str, Any]) -> None:
+    """An adapter_config.json of a method alignsweep scores, whose values peft's own config class accepts."""
+    from alignsweep.trainables.methods import METHODS
+
+    what = f"adapter {adapter_dir!r}: adapter_config.json"
+    if not any(METHODS.get(name).matches(cfg) for name in METHODS):
+        known = sorted({METHODS.get(name).peft_type for name in METHODS})
+        raise InputError(f"{what}: peft_type {cfg.get('peft_type')!r} is not one alignsweep scores "
+                         f"(known: {', '.join(known)})")
+    from peft import PeftConfig
+
+    try:
+        config = PeftConfig.from_peft_type(**cfg)
+    except Exception as exc:  # noqa: BLE001 — peft's checks raise TypeError/ValueError/…; all mean this file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{what}: peft cannot read it ({type(exc).__name__}: {first[:160]})") from None
+    wrong = wrong_typed_field(type(config), cfg)  # peft's dataclasses take `r: "x"` and fail at load
+    if wrong:
+        raise InputError(f"{what}: {wrong}")
 
 
 # ---------------------------------------------------------------- data
@@ -331,6 +300,7 @@ def check_classifier(ref: str, label_map: dict[str, str]) -> None:
     what = f"judge hf_classifier model {ref!r}"
     folder = Path(model.path)
     cfg = _read_json(folder / "config.json", what)
+    check_config_types(what, cfg)
     if cfg.get("auto_map"):
         raise InputError(f"{what}: its config needs custom code (auto_map); alignsweep runs no remote code")
     table = sequence_classification_names()
@@ -352,14 +322,45 @@ def check_classifier(ref: str, label_map: dict[str, str]) -> None:
         raise InputError(f"{what}: cannot load its tokenizer ({first})") from None
 
 
-def check_sweep_inputs(spec: Any, sweep_dir: str) -> None:
-    """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`."""
+def check_sweep_inputs(spec: Any, sweep_dir: str, *, local: bool = True) -> None:
+    """Everything a sweep reads or writes, before Ray starts; the first problem raises `InputError`.
+    `local`: Ray runs on this machine (no --address), so its GPUs are the ones this process sees."""
+    from alignsweep.models.refs import resolve_model
+
     check_results_dir(sweep_dir)
+    check_precision(spec)
     for model in spec.models:
         check_model(model.ref, trust_remote_code=model.trust_remote_code,
-                    allow_unsafe_weights=model.allow_unsafe_weights, revision=model.revision)
+                    allow_unsafe_weights=model.allow_unsafe_weights, revision=model.revision, hub=False)
+        base = resolve_model(model.ref)
+        if base.is_local:
+            check_sweep_fits(spec, base.path, _read_json(Path(base.path) / "config.json", f"model {model.ref!r}"),
+                             model.ref)
     check_training_data(spec.training.dataset, spec.training.dataset_split, spec.training.max_examples,
                         spec.training.dataset_revision)
     eval_spec = spec.evaluation_spec()
     if eval_spec is not None:
         check_evaluation_data(eval_spec)
+    check_scheduler_metric(spec, eval_spec)
+    if local:  # the machine last: a spec written for a GPU cluster still gets its file errors first
+        check_machine(spec, eval_spec)
+    for model in spec.models:
+        if not resolve_model(model.ref).is_local:
+            check_hub_cached(model.ref, model.revision)
+
+
+#: What every trial reports to Tune besides the evaluators' metrics (`trainables.peft_trial`).
+TRIAL_METRICS = ("loss", "heldout_loss", "step", "epoch", "train_wall_s")
+
+
+def check_scheduler_metric(spec: Any, eval_spec: Any) -> None:
+    """A scheduler ranks trials on a metric they report; Tune would otherwise fail the sweep at the first result.
+    Run after the evaluation data is loaded: task files add their metrics to the catalog."""
+    if spec.scheduler.name == "none":
+        return
+    from alignsweep.evaluators.benchmarks import METRIC_CATALOG
+
+    known = set(TRIAL_METRICS) | ({m.name for m in METRIC_CATALOG} if eval_spec is not None else set())
+    if spec.scheduler.metric.split("/", 1)[0] not in known:
+        raise InputError(f"scheduler.metric: {spec.scheduler.metric!r} is not a metric trials report (known: "
+                         f"{', '.join(sorted(known))}{'' if eval_spec is not None else '; evaluation is off'})")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from alignsweep.errors import InputError
 from alignsweep.store import fs as store_fs
 from alignsweep.store.schemas import SCHEMA_VERSIONS
 
@@ -78,7 +79,16 @@ def read_manifest(results_dir: str, *, filesystem: pafs.FileSystem | None = None
     """The manifest as a dict, or None where the sweep directory has none yet."""
     fs, root = store_fs.resolve(results_dir, filesystem)
     data = store_fs.read_bytes(fs, store_fs.join(root, MANIFEST))
-    return None if data is None else json.loads(data)
+    if data is None:
+        return None
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise InputError(f"{store_fs.join(root, MANIFEST)}: not valid JSON ({exc}); this sweep directory is "
+                         "damaged") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{store_fs.join(root, MANIFEST)}: not a JSON object; this sweep directory is damaged")
+    return manifest
 
 
 def _write(results_dir: str, manifest: dict[str, Any], filesystem: pafs.FileSystem | None) -> None:

@@ -105,9 +105,16 @@ def _spec(args: argparse.Namespace):
     }
     try:
         return EvaluationSpec.model_validate(raw)
-    except ValidationError as exc:
+    except ValidationError as exc:  # named by the option the user typed, not the spec field it fills
         err = exc.errors()[0]
-        raise InputError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        section, field = (list(map(str, err["loc"])) + [""])[:2]
+        option = _OPTIONS.get(field) or _OPTIONS.get(f"{section}.{field}") or _OPTIONS.get(section) or section
+        got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err.get('input')!r:.60})"
+        raise InputError(f"{option}: {err['msg'].removeprefix('Value error, ')}{got}") from None
+
+
+_OPTIONS = {"limit": "--limit", "safety.data": "--safety-data", "fairness.data": "--fairness-data",
+            "over_refusal.data": "--over-refusal-data", "tasks": "--tasks"}
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -257,6 +264,8 @@ def _preflight(args: argparse.Namespace, spec, adapter_ref: str | None = None) -
     from alignsweep.spec.preflight import check_adapter, check_evaluation_data, check_model, check_results_dir
 
     check_results_dir(args.results)
+    if args.summary_dir:
+        check_results_dir(args.summary_dir)
     check_model(args.base, revision=args.revision)
     if adapter_ref:
         check_adapter(adapter_ref, args.base)

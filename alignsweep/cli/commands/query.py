@@ -40,9 +40,19 @@ def _handle(args: argparse.Namespace) -> int:
     if len(args.args) < 2:
         raise InputError('give one or more sweep directories and then the SQL, e.g. results/demo "SELECT * FROM trials"')
     *dirs, sql = args.args
+    if not sql.strip():
+        raise InputError("the SQL is empty (the last argument), e.g. \"SELECT * FROM trials\"")
     fmt = args.format or _format_from_suffix(args.output)
     if fmt == "parquet" and not args.output:
         raise InputError("--format parquet needs --output FILE")
+    if args.output:  # checked before the query runs: a directory there, or a folder that cannot hold it
+        from alignsweep.spec.results_path import check_results_dir
+
+        if Path(args.output).is_dir():
+            raise InputError(f"--output {args.output!r}: is a directory; give a file name")
+        if not Path(args.output).parent.is_dir():
+            raise InputError(f"--output {args.output!r}: folder {str(Path(args.output).parent)!r} does not exist")
+        check_results_dir(str(Path(args.output).parent))
     result = run_query(dirs, sql)
     _emit(result, fmt, args.output)
     return 0

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _handle(args: argparse.Namespace) -> int:
     from alignsweep.analysis.report import write_markdown, write_report
 
+    if args.out is not None and "://" not in args.out:  # before anything is read: a file there, or no room
+        from alignsweep.spec.results_path import check_results_dir
+
+        check_results_dir(args.out)
     spec = None if args.no_tracking else _tracked_spec(args.results_dir)
     if args.format == "md":
         path, text = write_markdown(args.results_dir, args.out, seed=args.seed)

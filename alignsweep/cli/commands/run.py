@@ -102,6 +102,9 @@ def _execute(spec: Any, results: str | None, address: str | None, num_cpus: int 
              log_level: str = "info") -> int:
     from rich.console import Console
 
+    if num_cpus is not None and num_cpus < 1:  # Ray starts with 0 CPUs, and every trial then waits forever
+        raise InputError(f"--num-cpus: at least 1 (got {num_cpus})")
+
     from alignsweep.engine.sweep import run_sweep
 
     from alignsweep.cli.progress import resolve_mode

@@ -109,8 +109,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise InputError(f"{seen[0]}: include cycle at {path}")
     try:
         cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskLoader)  # a SafeLoader subclass
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        via = f"{seen[-1]}: key 'include': " if seen else ""  # name the file the user wrote, then the one it names
+        raise InputError(f"{via}{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid task YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(cfg, dict):
@@ -119,6 +120,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if "include" not in cfg:
         return cfg
     includes = cfg.pop("include")
+    if not all(isinstance(i, str) and i for i in (includes if isinstance(includes, list) else [includes])):
+        raise InputError(f"{path}: key 'include': must be a file name or a list of them, not {includes!r:.40}")
     merged: dict[str, Any] = {}
     for inc in includes if isinstance(includes, list) else [includes]:
         merged.update(_read_yaml(path.parent / str(inc), (*seen, path)))
@@ -200,8 +203,14 @@ def _check_keys(where: str, cfg: dict[str, Any]) -> None:
         refuse("dataset_kwargs", "needs data_files (a path, a list of paths, or split: path(s))")
     for extra in set(kwargs) - {"data_files", "trust_remote_code"}:
         refuse(f"dataset_kwargs.{extra}", "not supported (only data_files)")
+    for key in ("test_split", "validation_split"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            refuse(key, f"must be a split name, not {cfg[key]!r:.40}")
     if not (cfg.get("test_split") or cfg.get("validation_split")):
         refuse("test_split", "required (or validation_split): the split to score")
+    for key, kinds in (("doc_to_text", (str, int)), ("doc_to_choice", (str, list, dict)), ("doc_to_target", (str, int, list))):
+        if cfg.get(key) is not None and (isinstance(cfg[key], bool) or not isinstance(cfg[key], kinds)):
+            refuse(key, f"must be a field name or a template, not {cfg[key]!r:.40}")
     for key in ("doc_to_text", "doc_to_choice", "doc_to_target"):
         if cfg.get(key) is None:
             refuse(key, "required")

@@ -39,11 +39,13 @@ def load_utility_questions(source: str = "bundled") -> list[UtilityQuestion]:
     out: list[UtilityQuestion] = []
     for number, row in rows:
         try:
+            if not isinstance(row.get("choices"), list) or isinstance(row.get("label"), bool):
+                raise TypeError("choices must be a list, label a number")
             choices = tuple(str(c) for c in row["choices"])
             question = UtilityQuestion(str(row.get("question_id") or f"{Path(where).stem}-{number}"),
                                        str(row.get("category") or "general"), str(row["question"]), choices,
                                        int(row["label"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"{where}:{number}: needs question, choices (a list) and label (an int): {exc}") from None
         if len(choices) < 2 or not 0 <= question.label < len(choices):
             raise InputError(f"{where}:{number}: label {question.label} is not one of {len(choices)} choices")

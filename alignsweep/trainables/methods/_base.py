@@ -27,6 +27,7 @@ from typing import Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from alignsweep.options import plain_numbers
 from alignsweep.registry import Registry
 
 
@@ -67,8 +68,16 @@ class MethodGrid(BaseModel):
         annotation = cls.model_fields[info.field_name].annotation
         wants_list = list in (get_origin(annotation), *(get_origin(a) for a in get_args(annotation)))
         if wants_list and value is not None and not isinstance(value, list):
-            return [value]
-        return value
+            value = [value]
+        return plain_numbers(cls, value, info.field_name)
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _positive_rates(cls, values: list[float] | None) -> list[float] | None:
+        """Like `training.learning_rates`: a grid of at least one value, each > 0."""
+        if values is not None and (not values or any(v <= 0 for v in values)):
+            raise ValueError(f"list at least one value, every value > 0 (got {values})")
+        return values
 
     def fixed(self) -> dict[str, Any]:
         """Settings that every trial of this method shares."""
