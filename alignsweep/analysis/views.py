@@ -123,9 +123,22 @@ def run_query(results_dirs: Sequence[str], sql: str) -> pa.Table:
         relation = con.sql(sql)  # None for statements without a result (CREATE, SET …)
         return relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as exc:
+        _raise_if_unreadable(results_dirs)
         raise InputError(f"SQL error: {one_line(exc)}") from None
     finally:
         con.close()
+
+
+def _raise_if_unreadable(results_dirs: Sequence[str]) -> None:
+    """A store file that does not read (truncated, damaged) is named, not DuckDB's error about it."""
+    from alignsweep.store.integrity import unreadable_files
+
+    for directory in results_dirs:
+        bad = unreadable_files(directory)
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise InputError(f"{bad[0].path}: not a readable Parquet file ({bad[0].reason}){more}; "
+                             f"`alignsweep resume {directory}` sets it aside and rewrites what it held")
 
 
 def one_line(exc: BaseException) -> str:

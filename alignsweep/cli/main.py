@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from alignsweep.errors import InputError
+from alignsweep.errors import InputError, ResultsDiskFull
 
 _SUBCOMMANDS = [
     "alignsweep.cli.commands.run",
@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"alignsweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ResultsDiskFull as exc:  # a runtime failure (exit 1), but one line: what to free and how to go on
+        print(f"alignsweep: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("alignsweep: interrupted", file=sys.stderr)
         return 130

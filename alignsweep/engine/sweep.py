@@ -20,7 +20,7 @@ import yaml
 from alignsweep.spec.config import SweepSpec, validate_spec
 from alignsweep.spec.plan import expand_trials
 from alignsweep.scheduling.registry import build_scheduler
-from alignsweep.errors import InputError
+from alignsweep.errors import InputError, ResultsDiskFull, is_disk_full
 from alignsweep.store import fs as store_fs
 from alignsweep.store import update_manifest, write_manifest, write_records
 from alignsweep.trainables.plan import TrialPlan
@@ -35,6 +35,7 @@ class SweepOutcome:
     trials: int
     errors: int
     rows: list[dict[str, Any]] = field(default_factory=list)
+    grid: list[Any] = field(default_factory=list, repr=False)  # Tune's results, one per trial
 
 
 def sweep_dir_for(spec: SweepSpec, results: str | None) -> str:
@@ -85,12 +86,31 @@ def _same_spec(text: str, spec: SweepSpec) -> bool:
 
 def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | None = None,
               num_cpus: int | None = None, console: Any = None) -> SweepOutcome:
-    """Run (or continue) the whole sweep and return a summary; bad input raises InputError before anything is written."""
+    """Run (or continue) the whole sweep and return a summary; bad input raises InputError before anything is written.
+
+    A results disk that fills up, in any process, raises `ResultsDiskFull` (one line, exit 1): every
+    store write is atomic, so what is stored is whole, and `resume` continues once space is freed.
+    """
+    sweep_dir = sweep_dir_for(spec, results)
+    try:
+        outcome = _run(spec, sweep_dir, address, num_cpus, console)
+    except ResultsDiskFull:
+        raise
+    except BaseException as exc:
+        if is_disk_full(exc):
+            raise ResultsDiskFull(sweep_dir) from None
+        raise
+    if any(is_disk_full(res.error) for res in outcome.grid if res.error is not None):
+        raise ResultsDiskFull(sweep_dir)  # trials retried until they errored, each for want of space
+    return outcome
+
+
+def _run(spec: SweepSpec, sweep_dir: str, address: str | None, num_cpus: int | None, console: Any) -> SweepOutcome:
+    from alignsweep.engine.repair import restore_lost, set_aside_unreadable
     from alignsweep.engine.runtime import ray_starting
 
     plans = expand_trials(spec)
     eval_spec = spec.evaluation_spec()
-    sweep_dir = sweep_dir_for(spec, results)
     # Ctrl-C: Tune's own handler would end fit() as if the sweep were done; let KeyboardInterrupt through
     # instead (exit 130, manifest left unfinished). Checkpoints and Tune's state are already on disk,
     # so `alignsweep resume` continues exactly as after a crash.
@@ -120,6 +140,7 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         resumable = prepare_sweep_dir(spec, sweep_dir)
         if resumable:
             update_manifest(sweep_dir, finished=None, resumed=True)
+        lost = set_aside_unreadable(sweep_dir, console) if resumable else []  # damaged between runs
 
         started = time.time()
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
@@ -135,6 +156,8 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
                 from alignsweep.engine.final_eval import ensure_final_evaluations
 
                 ensure_final_evaluations(sweep_dir, grid)
+            if lost:
+                restore_lost(sweep_dir, lost, grid, _screen(spec))
     update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
     rows = [r for r in (_result_row(res) for res in grid) if r]
     errors = sum(1 for res in grid if res.error is not None)
@@ -142,7 +165,7 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
         from alignsweep.engine.progress import summary_table
 
         console.print(summary_table(rows, spec.scheduler.metric, spec.scheduler.mode))
-    return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
+    return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows, grid=list(grid))
 
 
 def _now() -> str:
