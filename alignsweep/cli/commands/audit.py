@@ -116,13 +116,14 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
                           options=LoadOptions(dtype=args.dtype), device=choose_device(args.device))
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
-    flats, rows = [], []
+    flats, rows, items = [], [], []
     for adapter, trial_id in runs:
         result = evaluator.evaluate(AdapterPayload.read(adapter) if adapter else None)
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
                      method=method_of_adapter(adapter))
         flats.append(result.flat())
         rows.append(result.metrics)
+        items.append(result.items)
         counts = ", ".join(f"{len(items)} {table.replace('_', ' ')}" for table, items in result.items.items())
         print(f"{trial_id}: {counts}, {result.seconds:.1f} s")
     for key in sorted(k for k in flats[0] if "/" not in k):
@@ -133,7 +134,10 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None) -> int:
     checks = evaluate_rules(rules, rows[0], rows[1])
     overall = [{"metric": k, "base": flats[0].get(k, math.nan), "adapter": flats[1].get(k, math.nan),
                 "change": flats[1].get(k, math.nan) - flats[0].get(k, math.nan)} for k in sorted(flats[0]) if "/" not in k]
-    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall)
+    from alignsweep.analysis.stats import paired_intervals
+
+    intervals = paired_intervals(items[0], items[1])
+    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall, intervals)
     for c in checks:
         print(f"  {'FAIL' if c.failed else 'pass'}  {c.rule:<32} change {_fmt(c.change)}")
     print(f"audit summary: {md} {js}")
