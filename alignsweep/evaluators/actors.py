@@ -193,9 +193,10 @@ class _EvaluatorActor:
         evaluator = self._evaluator(base_model)
         result = evaluator.evaluate(adapter, screen=screen, full=full)
         result.metrics += list(extra_rows or [])
-        from alignsweep.faults import maybe_die
+        from alignsweep.faults import maybe_die, maybe_hold
 
         maybe_die("evaluator")  # test-only: SIGKILL after scoring, before storing, when armed
+        maybe_hold("evaluator")  # test-only: park mid-request (its node is then removed), when armed
         if results_dir is not None:
             store_result(result, results_dir, trial_id=trial_id, step=step,
                          base_model=evaluator.base_model, method=method)

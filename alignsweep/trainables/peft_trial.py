@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 
 from alignsweep.evaluators.payload import AdapterPayload
-from alignsweep.faults import maybe_die
+from alignsweep.faults import maybe_die, maybe_hold
 from alignsweep.logs import quiet_libraries
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
@@ -123,4 +123,5 @@ def peft_trial(config: dict[str, Any]) -> None:
             metrics["reported_at"] = time.time()  # float; Tune's `timestamp` has whole seconds only
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         maybe_die("trial")  # test-only: SIGKILL the trial's worker after a checkpoint, when armed
+        maybe_hold("trial")  # test-only: park here (its node is then removed), when armed
         losses = []
