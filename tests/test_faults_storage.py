@@ -109,7 +109,9 @@ def test_a_truncated_store_file_is_named_by_query_and_rewritten_by_resume(tmp_pa
     result = cli("query", sweep_dir, "SELECT count(*) FROM metrics")
     assert result.code == 2
     assert len(result.err_lines) == 1 and "Traceback" not in result.err
-    assert str(torn[0]) in result.err_lines[0] and "alignsweep resume" in result.err_lines[0], result.err
+    line = result.err_lines[0]
+    assert any(f"{p}: not a readable Parquet file" in line for p in torn) and "(and 2 more)" in line, line
+    assert f"`alignsweep resume {sweep_dir}` sets it aside and rewrites what it held" in line
 
     resumed = cli("resume", sweep_dir, "--num-cpus", "2")
     assert resumed.code == 0, resumed.err[-3000:]

@@ -106,8 +106,14 @@ def open(*results_dirs: str | os.PathLike[str], filesystem: pafs.FileSystem | No
         raise InputError("give at least one sweep results directory")
     sweeps = _sweeps([os.fspath(d) for d in results_dirs], filesystem)
     con = duckdb.connect(":memory:")
-    for table in TABLES:
-        _create_table_view(con, table, sweeps)
+    try:
+        for table in TABLES:  # union_by_name reads every file's schema here
+            _create_table_view(con, table, sweeps)
+    except duckdb.Error:
+        con.close()
+        if filesystem is None:
+            _raise_if_unreadable([os.fspath(d) for d in results_dirs])
+        raise
     con.execute(_DELTAS_BY_STEP)
     con.execute(_DELTAS)
     con.execute(_CONTROLS)
