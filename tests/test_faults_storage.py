@@ -59,7 +59,9 @@ def per_trial_keys(sweep_dir: Path) -> dict[str, set[tuple]]:
     return keys
 
 
-def test_results_disk_full_stops_with_one_line_and_resume_completes(small_disk: Path, tmp_path: Path) -> None:
+def test_results_disk_full_stops_with_one_line_and_resume_completes(small_disk: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIGNSWEEP_MIN_FREE_MB", "8")  # the preflight's floor, below this small disk's size
     rates = [1e-2, 5e-3, 2e-3]
     spec = write_spec(tmp_path, "full", rates)
     sweep_dir = small_disk / "results" / "full"
