@@ -39,8 +39,8 @@ def restore_lost(sweep_dir: str, lost: list[StoreFile], grid: Any, screen: float
     scored: set[tuple[str, int]] = set()
     for f in lost:
         res = results.get(f.trial_id)
-        if res is None:  # a base model (rescored on every run) or a trial this spec no longer has
-            continue
+        if res is None or (f.table != TRIALS and f.step is None):  # a base (rescored on every run), a trial
+            continue  # this spec no longer has, or a file the writer did not name: nothing to re-produce
         if f.table == TRIALS:
             _rewrite_trial_row(sweep_dir, res)
         elif (f.trial_id, f.step) not in scored:  # one scoring rewrites every table of that step

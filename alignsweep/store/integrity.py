@@ -40,6 +40,8 @@ def key_of(table: str, name: str) -> tuple[str, int | None]:
     if table == TRIALS:
         return unquote(stem), None
     trial, _, step = stem.rpartition("__step-")
+    if not trial or not step.isdigit():  # not a name the writer makes (a copy by hand): no key to restore
+        return unquote(stem), None
     return unquote(trial), int(step)
 
 
