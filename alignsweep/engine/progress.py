@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from typing import Any
 
 from ray.tune import Callback
@@ -49,6 +50,14 @@ class ProgressCallback(Callback):
     def setup(self, **info: Any) -> None:
         self.live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)
         self.live.start()
+        _SHOWING.add(self)
+
+    def close(self) -> None:
+        """End the panel (a sweep that ends by an exception never reaches `on_experiment_end`)."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        _SHOWING.discard(self)
 
     def _name(self, trial: Any) -> str:
         return trial.config.get("plan", {}).get("variant_id", str(trial))
@@ -96,8 +105,16 @@ class ProgressCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.live is not None:
             self.live.update(self._render())
-            self.live.stop()
-            self.live = None
+        self.close()
+
+
+_SHOWING: "weakref.WeakSet[ProgressCallback]" = weakref.WeakSet()
+
+
+def close_panels() -> None:
+    """End every live panel still showing, so a final error line starts on a line of its own."""
+    for callback in list(_SHOWING):
+        callback.close()
 
 
 def summary_table(rows: list[dict[str, Any]], metric: str, mode: str) -> Table:

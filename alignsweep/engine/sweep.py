@@ -91,18 +91,37 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
     A results disk that fills up, in any process, raises `ResultsDiskFull` (one line, exit 1): every
     store write is atomic, so what is stored is whole, and `resume` continues once space is freed.
     """
+    import logging
+
     sweep_dir = sweep_dir_for(spec, results)
+    quiet = [logging.getLogger(name) for name in _DISK_FULL_NOISE]
+    for logger in quiet:  # the one line below says it; Tune's per-retry tracebacks would bury it
+        logger.addFilter(_not_disk_full)
     try:
         outcome = _run(spec, sweep_dir, address, num_cpus, console)
-    except ResultsDiskFull:
-        raise
+        if any(is_disk_full(res.error) for res in outcome.grid if res.error is not None):
+            raise ResultsDiskFull(sweep_dir)  # trials retried until they errored, each for want of space
+        return outcome
     except BaseException as exc:
-        if is_disk_full(exc):
+        if console is not None:
+            from alignsweep.engine.progress import close_panels
+
+            close_panels()
+        if is_disk_full(exc) and not isinstance(exc, ResultsDiskFull):
             raise ResultsDiskFull(sweep_dir) from None
         raise
-    if any(is_disk_full(res.error) for res in outcome.grid if res.error is not None):
-        raise ResultsDiskFull(sweep_dir)  # trials retried until they errored, each for want of space
-    return outcome
+    finally:
+        for logger in quiet:
+            logger.removeFilter(_not_disk_full)
+
+
+#: Loggers that report each trial failure and failed checkpoint upload with a traceback.
+_DISK_FULL_NOISE = ("ray.tune.execution.tune_controller", "ray.train._internal.syncer")
+
+
+def _not_disk_full(record: Any) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not (is_disk_full(record.getMessage()) or (error is not None and is_disk_full(error)))
 
 
 def _run(spec: SweepSpec, sweep_dir: str, address: str | None, num_cpus: int | None, console: Any) -> SweepOutcome:
