@@ -1,0 +1,55 @@
+"""Store files damaged from outside (fast tier: a factory-built store, no Ray): found, named, set aside
+by key; and the disk-full test that decides the one-line `results disk full` error."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from alignsweep.errors import ResultsDiskFull, is_disk_full
+from alignsweep.store import file_name
+from alignsweep.store.integrity import key_of, set_aside, unreadable_files
+from store_factory import build_sweep
+
+
+@pytest.mark.parametrize("trial_id", ["llama-lora-1", "a/b c%d", "x__step-00000003"])
+def test_a_file_name_gives_back_its_key(trial_id: str) -> None:
+    for table, step in (("metrics", 12), ("safety_items", 0), ("trials", None)):
+        name = file_name(table, trial_id, step or 0).rpartition("/")[2]
+        assert key_of(table, name) == (trial_id, step)
+    assert key_of("metrics", "copy.parquet") == ("copy", None)  # not the writer's name: no step to restore
+
+
+def test_truncated_files_are_found_named_and_set_aside(tmp_path: Path, cli) -> None:
+    sweep = tmp_path / "demo"
+    build_sweep(str(sweep), families={"tiny:llama": "llama"}, methods=("lora",), configs=1, items=True)
+    assert unreadable_files(str(sweep)) == []
+    victim = sorted((sweep / "store" / "metrics").glob("*__step-*.parquet"))[-1]
+    victim.write_bytes(victim.read_bytes()[:40])
+    (bad,) = unreadable_files(str(sweep))
+    assert (bad.path, bad.table) == (str(victim), "metrics") and bad.step == key_of("metrics", victim.name)[1]
+
+    result = cli("query", sweep, "SELECT count(*) FROM trials")
+    assert result.code == 2 and len(result.err_lines) == 1
+    assert result.err_lines[0].startswith(f"alignsweep: error: {victim}: not a readable Parquet file (")
+
+    (moved,) = set_aside(str(sweep), [bad])
+    assert moved == str(sweep / "corrupt" / "metrics" / victim.name) and not victim.exists()
+    assert unreadable_files(str(sweep)) == [] and cli("query", sweep, "SELECT count(*) FROM metrics").code == 0
+
+
+def test_disk_full_is_recognised_through_causes_and_ray_error_text() -> None:
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("Tune run failed") from exc
+    except RuntimeError as wrapped:
+        assert is_disk_full(wrapped)
+    assert is_disk_full("ray.exceptions.RayTaskError: OSError: [Errno 28] No space left on device")
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied")) and not is_disk_full(None)
+    assert str(ResultsDiskFull("/r/demo")) == ("results disk full: /r/demo: No space left on device — free space "
+                                                "and run `alignsweep resume /r/demo`")
