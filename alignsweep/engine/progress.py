@@ -56,6 +56,8 @@ class ProgressCallback(Callback):
         """End the panel (a sweep that ends by an exception never reaches `on_experiment_end`)."""
         if self.live is not None:
             self.live.stop()
+            if not self.console.is_terminal:  # rich ends the panel's line only on a terminal
+                self.console.line()
             self.live = None
         _SHOWING.discard(self)
 
