@@ -160,6 +160,10 @@ def _run(spec: SweepSpec, sweep_dir: str, address: str | None, num_cpus: int | N
         if resumable:
             update_manifest(sweep_dir, finished=None, resumed=True)
         lost = set_aside_unreadable(sweep_dir, console) if resumable else []  # damaged between runs
+        if resumable:  # Tune's own state, truncated by a disk that filled up: its last good copy
+            from alignsweep.engine.tune_state import restore_damaged_state
+
+            restore_damaged_state(sweep_dir, store_fs.join(store_fs.resolve(sweep_dir)[1], TUNE_DIR))
 
         started = time.time()
         handles = _start_evaluators(spec, eval_spec, sweep_dir)
@@ -243,7 +247,9 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
     # here because the automatic set also has the TensorBoard logger, which imports torch into the
     # driver (~4 s of CPU while the first trials wait) and writes every metric again per result;
     # run_sweep turns the automatic set off. The store holds every metric for any plotting tool.
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(),
+    from alignsweep.engine.tune_state import TuneStateBackup
+
+    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), TuneStateBackup(sweep_dir),
                  TrialsTableCallback(sweep_dir, stop_reasons=getattr(scheduler, "stop_reasons", None)),
                  SchedulerStateCallback(scheduler)]
     if final:  # a stopped trial's last checkpoint gets the full evaluation its last screen was not
