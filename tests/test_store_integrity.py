@@ -53,3 +53,27 @@ def test_disk_full_is_recognised_through_causes_and_ray_error_text() -> None:
     assert not is_disk_full(OSError(errno.EACCES, "Permission denied")) and not is_disk_full(None)
     assert str(ResultsDiskFull("/r/demo")) == ("results disk full: /r/demo: No space left on device — free space "
                                                 "and run `alignsweep resume /r/demo`")
+
+
+def test_truncated_tune_state_is_put_back_from_its_last_good_copy(tmp_path: Path) -> None:
+    import json
+    import pickle
+
+    from alignsweep.engine.tune_state import BACKUP_DIR, readable, restore_damaged_state
+
+    sweep, tune = tmp_path / "demo", tmp_path / "demo" / "tune"
+    tune.mkdir(parents=True)
+    state = json.dumps({"trial_data": [["x" * 5000, "{}"]]}).encode()
+    variants = pickle.dumps({"_total_samples": 3})
+    assert readable(state) and readable(variants) and not readable(state[:4096]) and not readable(variants[:9])
+    (tune / "experiment_state-1.json").write_bytes(state[:4096])  # what a copy onto a full disk leaves
+    (tune / "basic-variant-state-1.json").write_bytes(variants)  # whole: left alone
+    (tune / "callback-states-1.pkl").write_bytes(variants[:9])  # damaged, and no copy of it was kept
+    (sweep / BACKUP_DIR).mkdir()
+    (sweep / BACKUP_DIR / "experiment_state-1.json").write_bytes(state)
+    (sweep / BACKUP_DIR / "basic-variant-state-1.json").write_bytes(pickle.dumps({"_total_samples": 0}))
+
+    assert restore_damaged_state(str(sweep), str(tune)) == ["experiment_state-1.json"]
+    assert (tune / "experiment_state-1.json").read_bytes() == state
+    assert (tune / "basic-variant-state-1.json").read_bytes() == variants
+    assert (tune / "callback-states-1.pkl").read_bytes() == variants[:9]
