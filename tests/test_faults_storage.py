@@ -64,6 +64,8 @@ def test_results_disk_full_stops_with_one_line_and_resume_completes(small_disk: 
     monkeypatch.setenv("ALIGNSWEEP_MIN_FREE_MB", "8")  # the preflight's floor, below this small disk's size
     rates = [1e-2, 5e-3, 2e-3]
     spec = write_spec(tmp_path, "full", rates)
+    # every trial created at the start (two run at once on 2 CPUs), so Tune's search has ended before the fill
+    spec.write_text(spec.read_text().replace("max_concurrent: 1", "max_concurrent: 3"))
     sweep_dir = small_disk / "results" / "full"
     run = cli_process("run", str(spec), "--results", str(small_disk / "results"))
     try:

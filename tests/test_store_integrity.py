@@ -67,13 +67,15 @@ def test_truncated_tune_state_is_put_back_from_its_last_good_copy(tmp_path: Path
     variants = pickle.dumps({"_total_samples": 3})
     assert readable(state) and readable(variants) and not readable(state[:4096]) and not readable(variants[:9])
     (tune / "experiment_state-1.json").write_bytes(state[:4096])  # what a copy onto a full disk leaves
-    (tune / "basic-variant-state-1.json").write_bytes(variants)  # whole: left alone
+    (tune / "basic-variant-state-1.json").write_bytes(variants)  # whole, but newer than the copy
     (tune / "callback-states-1.pkl").write_bytes(variants[:9])  # damaged, and no copy of it was kept
     (sweep / BACKUP_DIR).mkdir()
     (sweep / BACKUP_DIR / "experiment_state-1.json").write_bytes(state)
     (sweep / BACKUP_DIR / "basic-variant-state-1.json").write_bytes(pickle.dumps({"_total_samples": 0}))
 
-    assert restore_damaged_state(str(sweep), str(tune)) == ["experiment_state-1.json"]
-    assert (tune / "experiment_state-1.json").read_bytes() == state
-    assert (tune / "basic-variant-state-1.json").read_bytes() == variants
-    assert (tune / "callback-states-1.pkl").read_bytes() == variants[:9]
+    assert restore_damaged_state(str(sweep), str(tune)) == ["basic-variant-state-1.json", "experiment_state-1.json"]
+    assert (tune / "experiment_state-1.json").read_bytes() == state  # the whole copy, taken together, is back
+    assert (tune / "basic-variant-state-1.json").read_bytes() == pickle.dumps({"_total_samples": 0})
+    assert not (tune / "callback-states-1.pkl").exists()  # damaged, no copy: moved aside, so Tune cannot read it
+    assert (sweep / BACKUP_DIR / "callback-states-1.pkl.damaged").read_bytes() == variants[:9]
+    assert restore_damaged_state(str(sweep), str(tune)) == []  # whole now: nothing to do

@@ -77,23 +77,27 @@ class TuneStateBackup(Callback):
 
 
 def restore_damaged_state(sweep_dir: str, tune_dir: str) -> list[str]:
-    """Replace each state file in `tune_dir` that does not load with its backed-up copy; the names replaced."""
+    """When any state file in `tune_dir` does not load, put back the whole last good copy (its files
+    were taken together, so they agree with each other); the names put back."""
     fs, root = store_fs.resolve(sweep_dir)
     if not store_fs.is_local(fs):
         return []
-    backup = os.path.join(root, BACKUP_DIR)
-    replaced = []
+    damaged = []
     for name in _state_files(tune_dir):
-        path = os.path.join(tune_dir, name)
-        with open(path, "rb") as source:
-            if readable(source.read()):
-                continue
-        saved = os.path.join(backup, name)
-        if not os.path.isfile(saved):
-            logger.warning("Tune state %s is damaged and has no backup", path)
-            continue
-        with open(saved, "rb") as source:
+        with open(os.path.join(tune_dir, name), "rb") as source:
+            if not readable(source.read()):
+                damaged.append(name)
+    backup = os.path.join(root, BACKUP_DIR)
+    saved = _state_files(backup)
+    if not damaged:
+        return []
+    if not saved:
+        logger.warning("Tune state %s is damaged and has no backup", ", ".join(damaged))
+        return []
+    for name in saved:
+        with open(os.path.join(backup, name), "rb") as source:
             data = source.read()
-        store_fs.write_atomic(fs, path, lambda out: out.write(data))
-        replaced.append(name)
-    return replaced
+        store_fs.write_atomic(fs, os.path.join(tune_dir, name), lambda out: out.write(data))
+    for name in set(damaged) - set(saved):  # newer than the copy and unreadable: Tune must not pick it
+        os.replace(os.path.join(tune_dir, name), os.path.join(backup, f"{name}.damaged"))
+    return saved
