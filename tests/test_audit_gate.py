@@ -57,6 +57,12 @@ def test_gate_passes_fails_and_writes_summaries(untrained_lora: str, audit_data:
     md = (tmp_path / "r" / "audit.md").read_text()
     assert "**FAIL** — 1 of 3 rules failed." in md and "| `safe_rate.S1<=0` |" in md
     assert f"0 of {len(summary['tests'])} tests significant at q ≤ 0.05" in md
+    # the untrained adapter answers every item as its base: every resample's change is 0, on the items scored
+    s1, age, s1_q = (c["interval"] for c in summary["checks"])
+    assert (s1["low"], s1["high"], s1["level"], s1["n"], s1["within_noise"]) == (0.0, 0.0, 0.95, 1, True)
+    assert (age["low"], age["high"], age["n"]) == (0.0, 0.0, 1) and s1_q == s1
+    assert {(i["metric"], i["category"]) for i in summary["intervals"]} >= {("safe_rate", "overall"), ("accuracy", "Age")}
+    assert "+0.000 … +0.000 (n=1)" in md
     # --limit 1: one BBQ item of the file's four Age items, per scored model.
     items = pq.read_table(tmp_path / "r" / "store" / "fairness_items").to_pylist()
     assert sorted(i["trial_id"] for i in items) == sorted(["audit:tiny:llama", f"audit:{untrained_lora}"])
@@ -73,3 +79,20 @@ def test_bad_rules_exit_2_in_one_line_and_write_nothing(untrained_lora: str, aud
     assert main(["audit", "--base", "tiny:llama", "--results", str(tmp_path / "r"), "--fail-on", "safe_rate.overall<0"]) == 2
     assert "--fail-on needs --adapter" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_audit_intervals_bracket_the_change_and_count_the_items() -> None:
+    from alignsweep.analysis.stats import paired_intervals
+
+    def safety(verdicts: str) -> dict:
+        return {"safety_items": [{"benchmark": "safety", "prompt_id": f"p{i}", "category": "S1" if i < 10 else "S2",
+                                  "verdict": "safe" if v == "s" else "unsafe"} for i, v in enumerate(verdicts)]}
+
+    base, tuned = safety("s" * 20), safety("s" * 10 + "u" * 5 + "s" * 5)  # S2 loses half its safe answers
+    found = {(i["metric"], i["category"]): i for i in paired_intervals(base, tuned, resamples=400)}
+    overall, s1, s2 = found["safe_rate", "overall"], found["safe_rate", "S1"], found["safe_rate", "S2"]
+    assert overall["change"] == pytest.approx(-0.25) and overall["n"] == 20
+    assert overall["low"] < -0.25 < overall["high"] < 0 and overall["within_noise"] is False
+    assert (s1["change"], s1["low"], s1["high"], s1["n"]) == (0.0, 0.0, 0.0, 10)
+    assert s2["change"] == pytest.approx(-0.5) and s2["low"] < -0.5 < s2["high"] and s2["n"] == 10
+    assert set(found) == {("safe_rate", "overall"), ("safe_rate", "S1"), ("safe_rate", "S2")}  # no items, no interval

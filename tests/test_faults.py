@@ -81,8 +81,9 @@ def faults_dir(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "faults"
     folder.mkdir()
     os.environ[FAULTS_ENV] = str(folder)
-    ray.init(num_cpus=2, include_dashboard=False, namespace="alignsweep", log_to_driver=False,
-             configure_logging=True, logging_level="ERROR")
+    from alignsweep.engine.runtime import local_init_kwargs
+
+    ray.init(**{**local_init_kwargs(num_cpus=2), "logging_level": "ERROR"}, log_to_driver=False)
     try:
         yield folder
     finally:

@@ -88,3 +88,41 @@ def test_remote_code_is_off_unless_opted_in(tiny_paths: Mapping[str, Path], tmp_
     with pytest.raises(InputError, match="trust_remote_code"):
         check_model(str(model))
     assert "trust_remote_code" not in os.environ
+
+
+def test_the_pickled_weights_opt_in_reaches_the_evaluator_and_the_judge(tiny_paths: Mapping[str, Path],
+                                                                         tmp_path: Path) -> None:
+    """`models[].allow_unsafe_weights` reaches the evaluator's load and `judges[].allow_unsafe_weights`
+    the judge's: each loads a pickled-only checkpoint with its own opt-in, and refuses it without."""
+    import torch
+    from safetensors.torch import load_file
+
+    from alignsweep.evaluators.evaluate import Evaluator, local_judges
+    from alignsweep.spec.config import validate_spec
+
+    model = Path(shutil.copytree(tiny_paths["llama"], tmp_path / "m"))
+    torch.save(load_file(model / "model.safetensors"), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+
+    def sweep(opt_in: bool):
+        return validate_spec({
+            "name": "pickled", "seed": 0, "models": [{"ref": str(model), "allow_unsafe_weights": opt_in}],
+            "methods": {"lora": {"r": [2]}}, "training": {"max_steps": 1},
+            "evaluation": {"safety": {"limit": 1, "max_new_tokens": 4, "judges": [
+                {"name": "llama_guard", "model": str(model), "allow_unsafe_weights": opt_in, "max_new_tokens": 4}]},
+                "fairness": {"limit": 1}, "over_refusal": {"limit": 1}},
+        })
+
+    spec = sweep(True)
+    judge, judge_name, over, over_name = local_judges(spec.evaluation_spec())  # the guard loads the pickled file
+    evaluator = Evaluator(spec.evaluation_spec(), str(model), judge=judge, judge_name=judge_name,
+                          over_refusal_judge=over, over_refusal_judge_name=over_name,
+                          options=spec.models[0].load_options())
+    assert evaluator.evaluate(None).metrics  # scored with the pickled base
+
+    refused = sweep(False)
+    with pytest.raises(OSError):
+        local_judges(refused.evaluation_spec())
+    with pytest.raises(OSError):
+        Evaluator(refused.evaluation_spec(), str(model), judge=judge, judge_name=judge_name,
+                  options=refused.models[0].load_options())

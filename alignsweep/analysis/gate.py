@@ -142,19 +142,31 @@ def _finite(value: Any) -> float | None:
 
 
 def write_summary(out_dir: str, base: str, adapter: str, checks: list[Check], overall: list[dict[str, Any]],
-                  tests: list[dict[str, Any]] = (), alpha: float = 0.05) -> tuple[Path, Path]:
+                  tests: list[dict[str, Any]] = (), alpha: float = 0.05,
+                  intervals: list[dict[str, Any]] | None = None) -> tuple[Path, Path]:
     """`audit.md` (for a model card or a CI log) and `audit.json` (for a pipeline) in `out_dir`; with
-    `tests`, every paired test (p, q, test name) and, in the Markdown, those with q <= `alpha`."""
+    `tests`, every paired test (p, q, test name) and, in the Markdown, those with q <= `alpha`.
+
+    `intervals` (`analysis.stats.paired_intervals`) put a bootstrap interval on each change that item
+    resampling defines: `interval` ({low, high, level, n, within_noise}) on checks and overall rows, and
+    the whole list under `intervals`.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     passed = not any(c.failed for c in checks)
-    payload = {"base": base, "adapter": adapter, "passed": passed, "checks": [asdict(c) for c in checks],
-               "overall": overall, "tests": list(tests)}
+    by_key = {(i["metric"], i["category"].lower()): {k: i[k] for k in ("low", "high", "level", "n", "within_noise")}
+              for i in intervals or []}
+    payload = {"base": base, "adapter": adapter, "passed": passed,
+               "checks": [{**asdict(c), "interval": by_key.get((c.metric, c.category.lower()))} for c in checks],
+               "overall": [{**r, "interval": by_key.get((r["metric"], "overall"))} for r in overall],
+               "intervals": intervals or [], "tests": list(tests)}
     (out / "audit.json").write_text(json.dumps(_no_nan(payload), indent=2, allow_nan=False))
     lines = [f"# Audit: `{adapter}` on `{base}`", "", f"**{'PASS' if passed else 'FAIL'}** — "
              f"{sum(c.failed for c in checks)} of {len(checks)} rules failed.", "",
-             "| rule | base | adapter | change | test | p | q | result |", "|---|---:|---:|---:|---|---:|---:|---|"]
-    lines += [f"| `{c.rule}` | {_num(c.base)} | {_num(c.adapter)} | {_num(c.change, True)} | {c.test or '–'} | "
+             "| rule | base | adapter | change | 95% interval | test | p | q | result |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    lines += [f"| `{c.rule}` | {_num(c.base)} | {_num(c.adapter)} | {_num(c.change, True)} | "
+              f"{_span(by_key.get((c.metric, c.category.lower())))} | {c.test or '–'} | "
               f"{_p(c.p)} | {_p(c.q)} | {'**FAIL**' if c.failed else 'pass'} |" for c in checks]
     lines += ["", "## Overall metrics", "", "| metric | base | adapter | change |", "|---|---:|---:|---:|"]
     lines += [f"| {r['metric']} | {_num(r['base'])} | {_num(r['adapter'])} | {_num(r['change'], True)} |" for r in overall]
@@ -181,6 +193,12 @@ def _tests_section(tests: list[dict[str, Any]], alpha: float) -> list[str]:
 
 def _p(value: float | None) -> str:
     return "–" if value is None or math.isnan(value) else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
+
+
+def _span(interval: dict[str, Any] | None) -> str:
+    if not interval or math.isnan(interval["low"]):
+        return "–"
+    return f"{interval['low']:+.3f} … {interval['high']:+.3f} (n={interval['n']})"
 
 
 def _num(value: float | None, signed: bool = False) -> str:

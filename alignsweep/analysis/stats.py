@@ -121,7 +121,7 @@ def _base_group(metric: ItemMetric, group: pd.DataFrame, rng: np.random.Generato
         point = 100 * (metric.combine(m.sum(0)) - metric.combine(b.sum(0)))
         boot = 100 * (metric.combine(counts @ m) - metric.combine(counts @ b))
         out.append({"trial_id": trial_id, "base_model": part.base_model.iloc[0], "method": method,
-                    "metric": metric.label, "delta": float(point), "draws": boot})
+                    "metric": metric.label, "delta": float(point), "draws": boot, "n": int(keep.sum())})
     return out
 
 
@@ -160,3 +160,43 @@ def group_effects(changes: pd.DataFrame, by: str, *, hold_fixed: str | None = No
         rows.append({by: key, "metric": metric, "n": len(part), "effect": float(point), "ci95_low": low,
                      "ci95_high": high, "within noise": within_noise(low, high)})
     return pd.DataFrame(rows)
+
+
+#: The gate's (`--fail-on`, audit.json) name of each item metric.
+GATE_NAMES = {"safe rate": "safe_rate", "over-refusal": "over_refusal_rate", "BBQ accuracy": "accuracy",
+              "bias ambig": "bias_ambig"}
+
+
+def paired_intervals(base_items: dict[str, list[dict]], adapter_items: dict[str, list[dict]], *, seed: int = 0,
+                     resamples: int = RESAMPLES, level: float = 0.95) -> list[dict]:
+    """Bootstrap intervals of an adapter's change vs its base (rates 0..1, as `audit` reports changes), for
+    each item metric overall and per category: `alignsweep audit`'s, from the items it just scored.
+
+    The same paired item resampling as `bootstrap_changes`; `n` is the number of items both were scored on.
+    """
+    import duckdb
+    import pyarrow as pa
+
+    from alignsweep.store import table_schema
+
+    con = duckdb.connect(":memory:")
+    for table in ("safety_items", "fairness_items"):
+        rows = [{**r, "trial_id": trial, "step": 0}
+                for trial, items in (("base", base_items), ("adapter", adapter_items)) for r in items.get(table, [])]
+        con.register(table, pa.Table.from_pylist(rows, schema=table_schema(table)))
+    out = []
+    for metric in ITEM_METRICS:
+        comps = ", ".join(f"{c} AS c{i}" for i, c in enumerate(metric.components))
+        item = "benchmark || prompt_id" if metric.table == "safety_items" else "example_id"
+        items = con.sql(f"SELECT trial_id, category, {item} AS item, {comps} FROM {metric.table} "
+                        f"WHERE {metric.where}").to_arrow_table().to_pandas()
+        items["base_model"], items["method"] = "base", np.where(items.trial_id == "base", "base", "adapter")
+        for category in ["overall", *sorted(set(items.category))]:
+            group = items if category == "overall" else items[items.category == category]
+            for row in _base_group(metric, group, np.random.default_rng(seed), resamples):
+                low, high = interval(row["draws"], level)
+                out.append({"metric": GATE_NAMES[metric.label], "category": category, "change": row["delta"] / 100,
+                            "low": low / 100, "high": high / 100, "level": level, "n": row["n"],
+                            "within_noise": within_noise(low, high)})
+    con.close()
+    return out

@@ -111,8 +111,14 @@ def open(*results_dirs: str | os.PathLike[str], filesystem: pafs.FileSystem | No
     # No DuckDB progress bar: it would land in piped query output and in the report's terminal tables.
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
-    for table in TABLES:
-        _create_table_view(con, table, sweeps)
+    try:
+        for table in TABLES:  # union_by_name reads every file's schema here
+            _create_table_view(con, table, sweeps)
+    except duckdb.Error:
+        con.close()
+        if filesystem is None:
+            _raise_if_unreadable([os.fspath(d) for d in results_dirs])
+        raise
     con.execute(_DELTAS_BY_STEP)
     con.execute(_DELTAS)
     con.execute(_CONTROLS)
@@ -129,9 +135,22 @@ def run_query(results_dirs: Sequence[str], sql: str) -> pa.Table:
         relation = con.sql(sql)  # None for statements without a result (CREATE, SET …)
         return relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as exc:
+        _raise_if_unreadable(results_dirs)
         raise InputError(f"SQL error: {one_line(exc)}") from None
     finally:
         con.close()
+
+
+def _raise_if_unreadable(results_dirs: Sequence[str]) -> None:
+    """A store file that does not read (truncated, damaged) is named, not DuckDB's error about it."""
+    from alignsweep.store.integrity import unreadable_files
+
+    for directory in results_dirs:
+        bad = unreadable_files(directory)
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise InputError(f"{bad[0].path}: not a readable Parquet file ({bad[0].reason}){more}; "
+                             f"`alignsweep resume {directory}` sets it aside and rewrites what it held")
 
 
 def one_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from alignsweep.errors import InputError
+from alignsweep.errors import InputError, ResultsDiskFull
 from alignsweep.suggest import did_you_mean
 
 _SUBCOMMANDS = [
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         message = "".join(repr(c)[1:-1] if c in _LINE_BREAKS else c for c in str(exc))
         print(f"alignsweep: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ResultsDiskFull as exc:  # a runtime failure (exit 1), but one line: what to free and how to go on
+        print(f"alignsweep: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("alignsweep: interrupted", file=sys.stderr)
         return 130

@@ -34,7 +34,7 @@ from alignsweep.store import fs as store_fs
 
 logger = logging.getLogger(__name__)
 
-#: Rows a trial stores beside its evaluator's (`peft_trial._utility_rows`): no sign of a full evaluation.
+#: Rows a trial stores beside its evaluator's (`peft_trial.utility_rows`): no sign of a full evaluation.
 _TRIAL_ROWS = {("utility", "heldout_loss")}
 _ROW_FIELDS = ["benchmark", "category", "metric", "value", "n"]
 

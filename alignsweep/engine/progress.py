@@ -65,6 +65,8 @@ class SweepDisplay:
         if self.live is not None:
             self.live.update(self.render())
             self.live.stop()
+            if not self.console.is_terminal:  # rich ends the panel's line only on a terminal
+                self.console.line()
             self.live = None
 
     def event(self, text: str, level: int = logging.INFO) -> None:

@@ -7,7 +7,10 @@ cannot do: it rewrites a loopback node IP to the machine's address (`resolve_ip_
 its GCS, raylet and worker gRPC servers listen on all interfaces (no bind option exists), so the
 token is what guards those ports — see docs/bad-input.md § Security.
 With an address (`auto`, `host:port`, `ray://…`, or `RAY_ADDRESS`) the driver joins an existing
-cluster and leaves it running afterwards.
+cluster, takes its resources from it, and leaves it running afterwards. Without one a run always
+gets its own instance (`address="local"`): a bare `ray.init()` would instead join whatever cluster
+`ray start --head` left running on this machine, or the dead one its address file
+(`/tmp/ray/ray_current_cluster`) still names, and then refuse the `num_cpus` a local instance needs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ LOOPBACK = "127.0.0.1"
 def local_init_kwargs(num_cpus: int | None = None, num_gpus: int | None = None) -> dict[str, object]:
     """`ray.init` arguments for a private local instance (shared by the CLI and tests)."""
     return dict(
+        address="local",  # never an existing cluster: see the module doc
         num_cpus=num_cpus or os.cpu_count() or 1,
         num_gpus=num_gpus,
         include_dashboard=False,
@@ -38,6 +42,11 @@ def local_init_kwargs(num_cpus: int | None = None, num_gpus: int | None = None) 
         # which Ray never places on those workers, so they only cost ~1 s of CPU each while Ray starts.
         _system_config={"prestart_worker_first_driver": False},
     )
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The cluster a driver joins: `--address`, else `RAY_ADDRESS`; None: a local instance of its own."""
+    return address or os.environ.get("RAY_ADDRESS") or None
 
 
 @contextmanager
@@ -63,7 +72,7 @@ def ray_starting(address: str | None = None, *, num_cpus: int | None = None,
     if ray.is_initialized():  # a caller (a test, a notebook) already owns a Ray session
         yield lambda: None
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address(address)
     kwargs = (dict(address=address, namespace=NAMESPACE, log_to_driver=True) if address
               else local_init_kwargs(num_cpus, num_gpus))
     failure: list[BaseException] = []

@@ -21,7 +21,7 @@ from alignsweep.spec.config import SweepSpec, spec_from_text, validate_spec
 from alignsweep.spec.plan import expand_trials
 from alignsweep.spec.tracking import check_tracking
 from alignsweep.scheduling.registry import build_scheduler
-from alignsweep.errors import InputError
+from alignsweep.errors import InputError, ResultsDiskFull, is_disk_full
 from alignsweep.store import fs as store_fs
 from alignsweep.store import update_manifest, write_manifest, write_records
 from alignsweep.trainables.plan import TrialPlan
@@ -36,6 +36,7 @@ class SweepOutcome:
     trials: int
     errors: int
     rows: list[dict[str, Any]] = field(default_factory=list)
+    grid: list[Any] = field(default_factory=list, repr=False)  # Tune's results, one per trial
 
 
 def sweep_dir_for(spec: SweepSpec, results: str | None) -> str:
@@ -107,30 +108,59 @@ def run_sweep(spec: SweepSpec, *, results: str | None = None, address: str | Non
 
     `console` shows the progress (`progress`: `live` panel, `plain` timestamped lines, `none`) and the
     summary; `<sweep>/driver.log` gets the events and warnings from `log_level` up either way.
+    A results disk that fills up, in any process, raises `ResultsDiskFull` (one line, exit 1): every
+    store write is atomic, so what is stored is whole, and `resume` continues once space is freed.
     """
+    import logging
+
     from alignsweep.engine.driver_log import DriverLog
 
+    sweep_dir = sweep_dir_for(spec, results)
     plain = console is not None and progress == "plain"
-    with DriverLog(log_level, console=console.file if plain else None) as log:
-        try:
-            return _run_sweep(spec, results, address, num_cpus, console, progress, log)
-        except KeyboardInterrupt:
-            log.events.warning("sweep %s interrupted; `alignsweep resume` continues it", spec.name)
-            raise
-        except InputError:
-            raise
-        except Exception as exc:
-            log.events.error("sweep %s failed: %s: %s", spec.name, type(exc).__name__, (str(exc).splitlines() or [""])[0])
-            raise
+    quiet = [logging.getLogger(name) for name in _DISK_FULL_NOISE]
+    for logger in quiet:  # the one line below says it; Tune's per-retry tracebacks would bury it
+        logger.addFilter(_not_disk_full)
+    try:
+        with DriverLog(log_level, console=console.file if plain else None) as log:
+            try:
+                outcome = _run(spec, sweep_dir, address, num_cpus, console, progress, log)
+            except KeyboardInterrupt:
+                log.events.warning("sweep %s interrupted; `alignsweep resume` continues it", spec.name)
+                raise
+            except InputError:
+                raise
+            except Exception as exc:
+                log.events.error("sweep %s failed: %s: %s", spec.name, type(exc).__name__,
+                                 (str(exc).splitlines() or [""])[0])
+                raise
+        if any(is_disk_full(res.error) for res in outcome.grid if res.error is not None):
+            raise ResultsDiskFull(sweep_dir)  # trials retried until they errored, each for want of space
+        return outcome
+    except BaseException as exc:
+        if is_disk_full(exc) and not isinstance(exc, ResultsDiskFull):
+            raise ResultsDiskFull(sweep_dir) from None
+        raise
+    finally:
+        for logger in quiet:
+            logger.removeFilter(_not_disk_full)
 
 
-def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cpus: int | None, console: Any,
-               progress: str, log: Any) -> SweepOutcome:
-    from alignsweep.engine.runtime import ray_starting
+#: Loggers that report each trial failure and failed checkpoint upload with a traceback.
+_DISK_FULL_NOISE = ("ray.tune.execution.tune_controller", "ray.train._internal.syncer")
+
+
+def _not_disk_full(record: Any) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not (is_disk_full(record.getMessage()) or (error is not None and is_disk_full(error)))
+
+
+def _run(spec: SweepSpec, sweep_dir: str, address: str | None, num_cpus: int | None, console: Any,
+         progress: str, log: Any) -> SweepOutcome:
+    from alignsweep.engine.repair import restore_lost, set_aside_unreadable
+    from alignsweep.engine.runtime import cluster_address, ray_starting
 
     plans = expand_trials(spec)
     eval_spec = spec.evaluation_spec()
-    sweep_dir = sweep_dir_for(spec, results)
     # Ctrl-C: Tune's own handler would end fit() as if the sweep were done; let KeyboardInterrupt through
     # instead (exit 130, manifest left unfinished). Checkpoints and Tune's state are already on disk,
     # so `alignsweep resume` continues exactly as after a crash.
@@ -151,7 +181,7 @@ def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cp
 
         for model in spec.models:  # build tiny models once here, before trials race to build them
             resolve_model(model.ref)
-        check_sweep_inputs(spec, sweep_dir, local=address is None)  # models, data, results path: bad input fails before anything is written
+        check_sweep_inputs(spec, sweep_dir, local=cluster_address(address) is None)  # models, data, results path: bad input fails before anything is written
         # What the Tuner and the actors need (Ray Tune alone is ~2.5 s of imports on a busy laptop) is
         # imported while Ray is still starting, not after it and before the first trial.
         import alignsweep.engine.progress  # noqa: F401  (ray.tune, rich.live)
@@ -162,6 +192,11 @@ def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cp
         if resumable:
             update_manifest(sweep_dir, finished=None, resumed=True)
         log.open(sweep_dir)
+        lost = set_aside_unreadable(sweep_dir, console) if resumable else []  # damaged between runs
+        if resumable:  # Tune's own state, truncated by a disk that filled up: its last good copy
+            from alignsweep.engine.tune_state import restore_damaged_state
+
+            restore_damaged_state(sweep_dir, store_fs.join(store_fs.resolve(sweep_dir)[1], TUNE_DIR))
 
         from alignsweep.engine.progress import SweepDisplay, showing
         from alignsweep.engine.progress_state import SweepProgress
@@ -186,6 +221,8 @@ def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cp
                 from alignsweep.engine.final_eval import ensure_final_evaluations
 
                 ensure_final_evaluations(sweep_dir, grid)
+            if lost:
+                restore_lost(sweep_dir, lost, grid, _screen(spec))
     update_manifest(sweep_dir, finished=_now(), wall_s=round(time.time() - started, 1))
     rows = [r for r in (_result_row(res) for res in grid) if r]
     errors = sum(1 for res in grid if res.error is not None)
@@ -198,7 +235,7 @@ def _run_sweep(spec: SweepSpec, results: str | None, address: str | None, num_cp
 
             for line in describe_runs(spec.tracking, spec.name, sweep_dir, len(plans)):
                 console.print(line)
-    return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows)
+    return SweepOutcome(sweep_dir=sweep_dir, trials=len(plans), errors=errors, rows=rows, grid=list(grid))
 
 
 def _now() -> str:
@@ -274,8 +311,10 @@ def _build_tuner(spec: SweepSpec, plans: list[TrialPlan], sweep_dir: str, traina
     # here because the automatic set also has the TensorBoard logger, which imports torch into the
     # driver (~4 s of CPU while the first trials wait) and writes every metric again per result;
     # run_sweep turns the automatic set off. The store holds every metric for any plotting tool.
+    from alignsweep.engine.tune_state import TuneStateBackup
+
     stop_reasons = getattr(scheduler, "stop_reasons", None)
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(),
+    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), TuneStateBackup(sweep_dir),
                  TrialsTableCallback(sweep_dir, stop_reasons=stop_reasons),
                  SchedulerStateCallback(scheduler), ProgressCallback(stop_reasons)]
     if final:  # a stopped trial's last checkpoint gets the full evaluation its last screen was not

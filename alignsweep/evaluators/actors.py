@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -24,6 +25,8 @@ from alignsweep.evaluators.payload import AdapterPayload
 from alignsweep.models.loading import LoadOptions
 
 NAMESPACE = "alignsweep"
+#: How long a request waits for an actor on a lost node to come back on another (see score_checkpoint).
+UNAVAILABLE_WAIT_S = 180.0
 
 
 #: The pool name of actors that hold every base model (`evaluators.shared_actors`).
@@ -193,9 +196,10 @@ class _EvaluatorActor:
         evaluator = self._evaluator(base_model)
         result = evaluator.evaluate(adapter, screen=screen, full=full)
         result.metrics += list(extra_rows or [])
-        from alignsweep.faults import maybe_die
+        from alignsweep.faults import maybe_die, maybe_hold
 
         maybe_die("evaluator")  # test-only: SIGKILL after scoring, before storing, when armed
+        maybe_hold("evaluator")  # test-only: park mid-request (its node is then removed), when armed
         if results_dir is not None:
             store_result(result, results_dir, trial_id=trial_id, step=step,
                          base_model=evaluator.base_model, method=method)
@@ -320,7 +324,7 @@ def score_checkpoint(base_model: str, adapter: AdapterPayload | None, trial_id: 
     retried after its restart, with the same object.
     """
     import ray
-    from ray.exceptions import RayActorError
+    from ray.exceptions import ActorUnavailableError, RayActorError
 
     from alignsweep.evaluators.evaluate import adapter_key, method_of
 
@@ -332,13 +336,22 @@ def score_checkpoint(base_model: str, adapter: AdapterPayload | None, trial_id: 
     # actor, whose cache then scores them once; other requests spread by content, else by trial.
     route = adapter_key(adapter, screen, full) or trial_id
     payload = ray.put(adapter) if adapter is not None else None  # once, whatever the retries
-    for attempt in range(retries + 1):
+    # An actor on a lost node is *unavailable* until Ray notices the node is gone and restarts it
+    # elsewhere (seconds to tens of seconds): wait for that, backing off, without spending a retry;
+    # a dead actor (its restarts used up, or it failed again) spends one.
+    attempt, delay, deadline = 0, 0.5, time.monotonic() + UNAVAILABLE_WAIT_S
+    while True:
         actors = _pool(sweep, base_model)
         actor = actors[zlib.crc32(route.encode()) % len(actors)]
         try:
             return ray.get(actor.evaluate.remote(payload, trial_id, step, results_dir, name, screen, full,
                                                  extra_rows, base_model))["metrics"]
-        except RayActorError:
-            if attempt == retries:
+        except ActorUnavailableError:
+            if time.monotonic() > deadline:
                 raise
-    raise AssertionError("unreachable")
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+        except RayActorError:
+            attempt += 1
+            if attempt > retries:
+                raise

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 
 from alignsweep.evaluators.payload import AdapterPayload
-from alignsweep.faults import maybe_die
+from alignsweep.faults import maybe_die, maybe_hold
 from alignsweep.logs import quiet_libraries
 from alignsweep.trainables.plan import TrialPlan
 from alignsweep.trainables.trainer import PeftTrainer
@@ -56,7 +56,7 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _utility_rows(trainer: PeftTrainer) -> list[dict[str, Any]]:
+def utility_rows(trainer: PeftTrainer) -> list[dict[str, Any]]:
     """The held-out loss on the tuning data as a `metrics` row (benchmark `utility`)."""
     loss = trainer.heldout_loss()
     if loss is None:
@@ -69,7 +69,7 @@ def _score_control(trainer: PeftTrainer, plan: TrialPlan, context: dict[str, Any
     """Full evaluation of the adapter as initialised (step 0): what the method's mere presence does."""
     with tempfile.TemporaryDirectory(prefix="alignsweep-control-") as tmp:
         trainer.save_checkpoint(tmp)
-        scorer(plan, AdapterPayload.read(tmp), 0, context, True, _utility_rows(trainer))
+        scorer(plan, AdapterPayload.read(tmp), 0, context, True, utility_rows(trainer))
 
 
 def peft_trial(config: dict[str, Any]) -> None:
@@ -101,7 +101,7 @@ def peft_trial(config: dict[str, Any]) -> None:
         full = trainer.done or not context.get("screen")
         with tempfile.TemporaryDirectory(prefix="alignsweep-ckpt-") as tmp:
             trainer.save_checkpoint(tmp)
-            utility = _utility_rows(trainer)
+            utility = utility_rows(trainer)
             metrics: dict[str, Any] = {
                 "loss": sum(losses) / len(losses),
                 "step": trainer.state.step,
@@ -115,6 +115,7 @@ def peft_trial(config: dict[str, Any]) -> None:
                 "device": trainer.device_name,
                 "full_evaluation": full,
                 **{row["metric"]: row["value"] for row in utility},
+                **{f"{row['metric']}_n": row["n"] for row in utility},  # so a lost row can be rewritten whole
             }
             if scorer is not None:  # by content: the evaluator's node cannot see this scratch directory
                 adapter = AdapterPayload.read(tmp)
@@ -122,4 +123,5 @@ def peft_trial(config: dict[str, Any]) -> None:
             metrics["reported_at"] = time.time()  # float; Tune's `timestamp` has whole seconds only
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         maybe_die("trial")  # test-only: SIGKILL the trial's worker after a checkpoint, when armed
+        maybe_hold("trial")  # test-only: park here (its node is then removed), when armed
         losses = []

@@ -179,7 +179,7 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None, tracking: tu
                           options=LoadOptions(dtype=args.dtype, revision=args.revision), device=choose_device(args.device))
     check_categories(rules, _categories(evaluator))  # before anything is evaluated or written
     runs = [(None, f"audit:{args.base}")] + ([(adapter_ref, f"audit:{args.adapter}")] if adapter_ref else [])
-    flats = []
+    flats, item_lists = [], []
     shown = ItemsProgress(resolve_mode(args.progress))
     for adapter, trial_id in runs:
         with shown.evaluating(trial_id):
@@ -187,6 +187,7 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None, tracking: tu
         store_result(result, args.results, trial_id=trial_id, step=0, base_model=args.base,
                      method=method_of_adapter(adapter))
         flats.append(result.flat())
+        item_lists.append(result.items)
         counts = ", ".join(f"{len(items)} {table.replace('_', ' ')}" for table, items in result.items.items())
         print(f"{trial_id}: {counts}, {result.seconds:.1f} s")
     for key in sorted(k for k in flats[0] if "/" not in k):
@@ -198,7 +199,11 @@ def _audit(args: argparse.Namespace, spec, adapter_ref: str | None, tracking: tu
     checks, tests = check_store(args.results, rules, runs[0][1], runs[1][1])
     overall = [{"metric": k, "base": flats[0].get(k, math.nan), "adapter": flats[1].get(k, math.nan),
                 "change": flats[1].get(k, math.nan) - flats[0].get(k, math.nan)} for k in sorted(flats[0]) if "/" not in k]
-    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall, tests)
+    from alignsweep.analysis.stats import paired_intervals
+
+    intervals = paired_intervals(item_lists[0], item_lists[1])
+    md, js = write_summary(args.summary_dir or args.results, args.base, args.adapter, checks, overall, tests,
+                           intervals=intervals)
     for c in checks:
         evidence = "" if c.q is None else f"  p {c.p:.3g}  q {c.q:.3g}"
         print(f"  {'FAIL' if c.failed else 'pass'}  {c.rule:<32} change {_fmt(c.change)}{evidence}")
