@@ -47,6 +47,9 @@ def test_sweep_stores_judge_check_votes_coherence_and_reports_them(ray_local: No
     assert "Judge and coherence" in html and "on 77 labelled responses (bundled)" in html
     assert "safe, coherent only %" in html and "incoherent %" in html and "judges disagree %" in html
     assert html.index("<h2>Overview") < html.index("<h2>Judge and coherence") < html.index("<h2>Change vs base")
+    # every section with a safe-rate column carries the judge's agreement beside it
+    change = html.split("<h2>Change vs base</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "Safe rates here are judge verdicts (" in change and "labelled responses (bundled)" in change
     from alignsweep.analysis.report.data import load
     from alignsweep.analysis.report.markdown import markdown_summary
 

@@ -33,6 +33,20 @@ def judge_notes(checks: pd.DataFrame) -> list[str]:
     return [summary(rows, judge) for judge in dict.fromkeys(checks.judge)]
 
 
+def with_judge_caveat(sections: list[Section], data: ReportData) -> list[Section]:
+    """Every section with a safe-rate column says whose verdict it is and how far that judge agreed
+    with human labels, so a table read on its own (or quoted) carries its caveat."""
+    notes = judge_notes(data.judge_checks)
+    if not notes:
+        return sections
+    caveat = f" Safe rates here are judge verdicts ({'; '.join(notes)}; see 'Judge and coherence')."
+    for section in sections:
+        if section.title != "Judge and coherence" and any(
+                "safe" in str(column) for _, frame in section.tables for column in frame.columns):
+            section.text = (section.text + caveat).strip()
+    return sections
+
+
 def judging(data: ReportData) -> Section:
     notes = judge_notes(data.judge_checks)
     text = ("Every safe rate in this report is the judge's verdict. "

@@ -19,7 +19,7 @@ import pandas as pd
 from alignsweep.analysis.pareto import OBJECTIVES
 from alignsweep.analysis.report import plots
 from alignsweep.analysis.report.data import ReportData
-from alignsweep.analysis.report.judging import judging
+from alignsweep.analysis.report.judging import judging, with_judge_caveat
 from alignsweep.analysis.report.sections_tests import marked, significance
 from alignsweep.analysis.report.sections_cells import (
     Section,
@@ -51,7 +51,7 @@ __all__ = ["Section", "build_sections", "spearman_ci"]
 
 def build_sections(data: ReportData, seed: int) -> list[Section]:
     """Every section, in the order the terminal and report.html show them."""
-    return [
+    return with_judge_caveat([
         overview(data),
         judging(data),  # every safe rate below is the judge's: how far it holds, and what was text at all
         change_vs_base(data),
@@ -68,7 +68,7 @@ def build_sections(data: ReportData, seed: int) -> list[Section]:
         early_stopping(data),
         _spread(data),
         _best_worst(data),
-    ]
+    ], data)
 
 
 def _heatmaps(data: ReportData) -> Section:
