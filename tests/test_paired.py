@@ -229,7 +229,7 @@ def test_the_same_ten_point_drop_fails_with_at_q_only_on_enough_items(tmp_path: 
     assert summary["passed"] is False and summary["checks"][0]["q"] == overall["q"]
     assert {t["test"] for t in summary["tests"]} == {"mcnemar_exact", "paired_bootstrap"}
     text = md.read_text()
-    assert "| rule | base | adapter | change | test | p | q | result |" in text and "## Paired tests" in text
+    assert "| rule | base | adapter | change | 95% interval | test | p | q | result |" in text and "## Paired tests" in text
     assert ("| safe_rate ✱ | overall | mcnemar_exact |" in text) is significant
 
 
