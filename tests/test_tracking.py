@@ -229,9 +229,11 @@ def test_sweep_tracks_one_run_per_trial_in_mlflow_and_wandb(ray_local: None, cli
         assert not any("/" in k for k in params) and not any("/" in k for k in run.data.metrics)  # flat, overall only
         for metric in ("loss", *HEADLINE):
             history = client.get_metric_history(run.info.run_id, metric)
-            assert [m.step for m in history] == [2, 4], (trial_id, metric)
+            # NaN values (a bias with no non-unknown answer on these few items) are not logged: every finite one is
+            steps = [2, 4] if metric == "loss" else [s for s in (2, 4) if math.isfinite(stored[(trial_id, s, metric)])]
+            assert [m.step for m in history] == steps, (trial_id, metric)
             if metric != "loss":  # each evaluation's value is the store's
-                assert [m.value for m in history] == pytest.approx([stored[(trial_id, s, metric)] for s in (2, 4)])
+                assert [m.value for m in history] == pytest.approx([stored[(trial_id, s, metric)] for s in steps])
 
     folders = offline_runs(stores["wandb"])
     assert len(folders) == len(trials)  # one offline run per trial, complete when the sweep returned
