@@ -19,9 +19,7 @@ replace the (trial, step) files with the same rows.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -85,11 +83,10 @@ def score_final(sweep_dir: str, plan: dict[str, Any], result: dict[str, Any], ch
 
 def _checkpoint_step(directory: str, result: dict[str, Any]) -> int:
     """The step the checkpoint itself says it holds (the trainer writes it), else the last result's."""
-    try:
-        with open(os.path.join(directory, "trial.json")) as source:
-            return int(json.load(source)["step"])
-    except (OSError, KeyError, ValueError):
-        return int(result["step"])
+    from alignsweep.trainables.trainer import checkpoint_step
+
+    step = checkpoint_step(directory)
+    return int(result["step"]) if step is None else step
 
 
 class FinalEvaluationCallback(Callback):

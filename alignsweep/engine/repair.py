@@ -105,16 +105,12 @@ def _history(trial_path: str) -> dict[int, dict[str, Any]]:
 
 
 def _checkpoint_for(trial_path: str, step: int) -> str:
-    from alignsweep.trainables.trainer import TRIAL_FILE
+    from alignsweep.trainables.trainer import checkpoint_step
 
     for name in sorted(os.listdir(trial_path)):
         folder = os.path.join(trial_path, name)
-        try:
-            with open(os.path.join(folder, TRIAL_FILE)) as source:
-                if int(json.load(source)["step"]) == step:
-                    return folder
-        except (OSError, KeyError, ValueError):
-            continue
+        if checkpoint_step(folder) == step:
+            return folder
     raise FileNotFoundError(f"{trial_path}: no checkpoint of step {step} to rescore")
 
 

@@ -84,19 +84,11 @@ def log_report(tracking: TrackingSpec, sweep: str, sweep_dir: str, files: list[P
     if tracking.wandb is not None:
         import wandb
 
-        run = wandb.init(**wandb_settings(tracking, sweep, sweep_dir), group=sweep, name=f"{sweep}-report",
-                         job_type="report", config={"sweep": sweep})
-        try:
-            media = {p.stem: wandb.Html(p.read_text()) if p.suffix == ".html" else wandb.Image(str(p))
-                     for p in files if p.suffix in (".html", ".png")}
-            if media:
-                run.log(media)
-            artifact = wandb.Artifact(f"{sweep}-report", type="report")
-            for path in files:
-                artifact.add_file(str(path))
-            run.log_artifact(artifact)
-        finally:
-            run.finish()
+        media = {p.stem: wandb.Html(p.read_text()) if p.suffix == ".html" else wandb.Image(str(p))
+                 for p in files if p.suffix in (".html", ".png")}
+        run = _wandb_run(dict(**wandb_settings(tracking, sweep, sweep_dir), group=sweep, name=f"{sweep}-report",
+                              job_type="report", config={"sweep": sweep}),
+                         media, wandb.Artifact(f"{sweep}-report", type="report"), files)
         said.append(f"W&B: report run {run.name!r} ({run.id}) in project {tracking.project(sweep)!r}")
     return said
 
@@ -124,17 +116,26 @@ def log_audit(tracking: TrackingSpec, experiment: str, files: list[Path], summar
     if tracking.wandb is not None:
         import wandb
 
-        run = wandb.init(**wandb_settings(tracking, experiment, None), name=name, job_type="audit", config=params)
-        try:
-            run.log(metrics)
-            artifact = wandb.Artifact("audit", type="audit", metadata={"passed": summary["passed"]})
-            for path in files:
-                artifact.add_file(str(path))
-            run.log_artifact(artifact)
-        finally:
-            run.finish()
+        run = _wandb_run(dict(**wandb_settings(tracking, experiment, None), name=name, job_type="audit", config=params),
+                         metrics, wandb.Artifact("audit", type="audit", metadata={"passed": summary["passed"]}), files)
         said.append(f"W&B: audit run {run.id} in project {tracking.project(experiment)!r}")
     return said
+
+
+def _wandb_run(init: dict[str, Any], logged: dict[str, Any], artifact: Any, files: list[Path]) -> Any:
+    """One finished W&B run: `logged` as its one step (media or metrics) and `files` as `artifact`."""
+    import wandb
+
+    run = wandb.init(**init)
+    try:
+        if logged:
+            run.log(logged)
+        for path in files:
+            artifact.add_file(str(path))
+        run.log_artifact(artifact)
+    finally:
+        run.finish()
+    return run
 
 
 def describe_runs(tracking: TrackingSpec, sweep: str, sweep_dir: str, trials: int) -> list[str]:

@@ -31,6 +31,15 @@ TRAINER_DIR = "trainer"
 TRIAL_FILE = "trial.json"
 
 
+def checkpoint_step(directory: str | Path) -> int | None:
+    """The optimizer step a checkpoint holds, as its `trial.json` says (None: not a trainer checkpoint).
+    Why here: the trainer writes the file; the driver's final evaluation and `resume`'s repair read it."""
+    try:
+        return int(json.loads((Path(directory) / TRIAL_FILE).read_text())["step"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 @dataclass
 class TrainingState:
     step: int = 0
