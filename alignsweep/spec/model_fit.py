@@ -11,13 +11,12 @@ scored on (`adapter_fits`). Hub ids are not local and are checked where they loa
 from __future__ import annotations
 
 import functools
-import json
 import re
-import struct
 from pathlib import Path
 from typing import Any
 
 from alignsweep.errors import InputError
+from alignsweep.spec.weights import read_header
 
 #: config.json keys that hold a model's number of positions, in transformers' spellings.
 _POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
@@ -39,9 +38,7 @@ def module_table(model_dir: str) -> dict[str, tuple[int, ...]]:
 
 
 def _header(file: Path) -> dict[str, Any]:
-    with file.open("rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
+    header = read_header(file)[1]
     return header if isinstance(header, dict) else {}
 
 

@@ -22,20 +22,27 @@ def check_safetensors(path: Path) -> None:
     """
     try:
         size = path.stat().st_size
-        with path.open("rb") as f:
-            raw = f.read(8)
-            if len(raw) < 8:
-                raise ValueError("shorter than its 8-byte header length")
-            (n,) = struct.unpack("<Q", raw)
-            if n > size - 8:
-                raise ValueError("header runs past the end of the file")
-            header = json.loads(f.read(n))
+        n, header = read_header(path)
         ends = safetensors_ends(header)
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise InputError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
     if 8 + n + max(ends, default=0) != size:
         raise InputError(f"{path}: truncated or corrupt safetensors file "
                          f"({size} bytes, header describes {8 + n + max(ends, default=0)})")
+
+
+def read_header(path: Path) -> tuple[int, Any]:
+    """(header length, parsed JSON header) of a safetensors file — its tensor names, shapes, dtypes and
+    offsets — without reading any tensor; ValueError where the first 8 bytes or the header do not parse."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise ValueError("shorter than its 8-byte header length")
+        (n,) = struct.unpack("<Q", raw)
+        if n > size - 8:
+            raise ValueError("header runs past the end of the file")
+        return n, json.loads(f.read(n))
 
 
 def safetensors_ends(header: Any) -> list[int]:
