@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from typing import Any
 
 from alignsweep.store import TRIALS, write_records
@@ -65,15 +64,13 @@ def _rescore(sweep_dir: str, res: Any, step: int, screen: float | None) -> None:
     from alignsweep.evaluators.payload import AdapterPayload
 
     plan = res.config["plan"]
-    with tempfile.TemporaryDirectory(prefix="alignsweep-repair-") as tmp:
-        if step:
-            reported = _history(res.path).get(step, {})
-            directory, extra = _checkpoint_for(res.path, step), _heldout_rows(reported)
-            full = bool(reported.get("full_evaluation", True) or not screen)
-        else:
-            directory, extra = _control(plan, tmp)
-            full = True
-        adapter = AdapterPayload.read(directory)
+    if step:
+        reported = _history(res.path).get(step, {})
+        adapter, extra = AdapterPayload.read(_checkpoint_for(res.path, step)), _heldout_rows(reported)
+        full = bool(reported.get("full_evaluation", True) or not screen)
+    else:
+        adapter, extra = _control(plan)
+        full = True
     score_checkpoint(base_model=plan["base_model"], adapter=adapter, trial_id=plan["variant_id"], step=step,
                      sweep=plan["sweep"], results_dir=sweep_dir, method=plan["method"], screen=screen,
                      full=full, extra_rows=extra)
@@ -114,12 +111,10 @@ def _checkpoint_for(trial_path: str, step: int) -> str:
     raise FileNotFoundError(f"{trial_path}: no checkpoint of step {step} to rescore")
 
 
-def _control(plan: dict[str, Any], tmp: str) -> tuple[str, list[dict[str, Any]]]:
-    """The trial's adapter as initialised (its step-0 control), saved into `tmp`, and its held-out loss row."""
-    from alignsweep.trainables.peft_trial import utility_rows
+def _control(plan: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """The trial's step-0 control rebuilt from its plan (the trainer is seeded): adapter and held-out loss row."""
+    from alignsweep.trainables.peft_trial import control
     from alignsweep.trainables.plan import TrialPlan
     from alignsweep.trainables.trainer import PeftTrainer
 
-    trainer = PeftTrainer(TrialPlan.from_config(plan)).setup()
-    trainer.save_checkpoint(tmp)
-    return tmp, utility_rows(trainer)
+    return control(PeftTrainer(TrialPlan.from_config(plan)).setup())

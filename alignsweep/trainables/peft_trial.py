@@ -65,11 +65,18 @@ def utility_rows(trainer: PeftTrainer) -> list[dict[str, Any]]:
              "n": len(trainer.heldout)}]
 
 
-def _score_control(trainer: PeftTrainer, plan: TrialPlan, context: dict[str, Any], scorer: Scorer) -> None:
-    """Full evaluation of the adapter as initialised (step 0): what the method's mere presence does."""
+def control(trainer: PeftTrainer) -> tuple[AdapterPayload, list[dict[str, Any]]]:
+    """The adapter as initialised (step 0) and its held-out loss row: what the method's mere presence
+    does. Seeded, so `resume`'s repair rebuilds the same control from the plan alone."""
     with tempfile.TemporaryDirectory(prefix="alignsweep-control-") as tmp:
         trainer.save_checkpoint(tmp)
-        scorer(plan, AdapterPayload.read(tmp), 0, context, True, utility_rows(trainer))
+        return AdapterPayload.read(tmp), utility_rows(trainer)
+
+
+def _score_control(trainer: PeftTrainer, plan: TrialPlan, context: dict[str, Any], scorer: Scorer) -> None:
+    """Full evaluation of the control (step 0)."""
+    adapter, rows = control(trainer)
+    scorer(plan, adapter, 0, context, True, rows)
 
 
 def peft_trial(config: dict[str, Any]) -> None:
